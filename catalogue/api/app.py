@@ -1,0 +1,52 @@
+"""The FastAPI application: GraphQL (with GraphiQL) at /graphql and /health."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from strawberry.fastapi import GraphQLRouter
+
+from catalogue import __version__
+from catalogue.api.graphql.schema import Context, schema
+from catalogue.config import Settings
+from catalogue.services.catalogue_view import CatalogueView
+from catalogue.services.feasibility import FeasibilityService
+from catalogue.services.runtime import Catalogue, open_catalogue
+
+
+def create_app(settings: Settings | None = None, catalogue: Catalogue | None = None) -> FastAPI:
+    """The app over an open catalogue, or over one it opens (and closes) itself."""
+    state: dict[str, Context] = {}
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = catalogue is None
+        opened = catalogue or open_catalogue(settings or Settings())
+        view = CatalogueView(opened)
+        state["context"] = Context(view=view, feasibility=FeasibilityService(view))
+        try:
+            yield
+        finally:
+            if owned:
+                opened.close()
+
+    async def get_context() -> Context:
+        return state["context"]
+
+    app = FastAPI(
+        title="Cancer imaging catalogue",
+        version=__version__,
+        description="DCAT-AP catalogue and cohort feasibility for federated cancer imaging.",
+        lifespan=lifespan,
+    )
+    app.include_router(
+        GraphQLRouter(schema, context_getter=get_context, graphql_ide="graphiql"), prefix="/graphql"
+    )
+
+    @app.get("/health", tags=["operations"])
+    async def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    return app

@@ -1,0 +1,102 @@
+"""The GraphQL schema: providers, datasets search and feasibility."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import strawberry
+from graphql import GraphQLError
+from pydantic import ValidationError
+from strawberry.extensions import MaskErrors
+
+from catalogue.api.graphql.types import (
+    Count,
+    Dataset,
+    DatasetConnection,
+    DatasetCounts,
+    DatasetEdge,
+    FeasibilityQuery,
+    FeasibilityResult,
+    PageInfo,
+    Provider,
+    ProviderCounts,
+    counts,
+)
+from catalogue.exceptions import CatalogueError, QueryError
+from catalogue.services.catalogue_view import CatalogueView, encode_cursor
+from catalogue.services.feasibility import FeasibilityService
+
+
+@dataclass
+class Context:
+    view: CatalogueView
+    feasibility: FeasibilityService
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(description="Every data provider.")
+    def providers(self, info: strawberry.Info) -> list[Provider]:
+        return [Provider.of(p) for p in info.context.view.providers().values()]
+
+    @strawberry.field(description="Search datasets (full text, stemmed); no search lists all.")
+    async def datasets(
+        self,
+        info: strawberry.Info,
+        search: str | None = None,
+        first: int = 20,
+        after: str | None = None,
+        providers: list[strawberry.ID] | None = None,
+    ) -> DatasetConnection:
+        view: CatalogueView = info.context.view
+        page = await asyncio.to_thread(
+            view.search, search, first, after, tuple(str(p) for p in providers or ())
+        )
+        edges = [
+            DatasetEdge(cursor=encode_cursor(page.offset + i), node=Dataset.of(d))
+            for i, d in enumerate(page.datasets)
+        ]
+        return DatasetConnection(
+            edges=edges,
+            page_info=PageInfo(
+                has_next_page=page.has_next,
+                has_previous_page=page.offset > 0,
+                start_cursor=edges[0].cursor if edges else None,
+                end_cursor=edges[-1].cursor if edges else None,
+            ),
+            total_count=page.total,
+        )
+
+    @strawberry.field(description="One dataset by provider and identifier.")
+    def dataset(
+        self, info: strawberry.Info, provider: strawberry.ID, identifier: str
+    ) -> Dataset | None:
+        found = info.context.view.dataset(str(provider), identifier)
+        return Dataset.of(found) if found else None
+
+    @strawberry.field(description="How many subjects, studies and series match, per provider "
+                      "and per dataset; every count passes disclosure control.")
+    async def feasibility(self, info: strawberry.Info, query: FeasibilityQuery) -> FeasibilityResult:
+        try:
+            domain_query = query.to_domain()
+        except ValidationError as exc:
+            raise QueryError("; ".join(e["msg"] for e in exc.errors())) from exc
+        service: FeasibilityService = info.context.feasibility
+        answer = await asyncio.to_thread(service.run, domain_query)
+        return FeasibilityResult(
+            **counts(answer.total),
+            by_provider=[ProviderCounts(provider=Provider.of(p), **counts(c)) for p, c in answer.by_provider],
+            by_dataset=[DatasetCounts(dataset=Dataset.of(d), **counts(c)) for d, c in answer.by_dataset],
+        )
+
+
+def _should_mask(error: GraphQLError) -> bool:
+    """Show our own errors and GraphQL validation errors; hide anything unexpected."""
+    original = error.original_error
+    return original is not None and not isinstance(original, CatalogueError)
+
+
+schema = strawberry.Schema(query=Query, extensions=[MaskErrors(should_mask_error=_should_mask)])
+
+__all__ = ["Context", "Count", "schema"]

@@ -1,0 +1,120 @@
+"""DCAT-AP / HealthDCAT-AP / imaging-extension graphs into Dataset models and their subgraphs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from rdflib import BNode, Graph, Literal, URIRef
+from rdflib.term import Node
+
+from catalogue.dcat.namespaces import ADMS, CIM, DCAT, DCTERMS, FOAF, HEALTHDCATAP, RDF, SKOS
+from catalogue.domain.models import Dataset
+
+_PREFERRED_LANGUAGES = ("en", None)
+
+
+def _text(graph: Graph, subject: Node, predicate: URIRef) -> str | None:
+    """A literal value, preferring English, then untagged, then any language."""
+    values = [o for o in graph.objects(subject, predicate) if isinstance(o, Literal)]
+    for language in _PREFERRED_LANGUAGES:
+        for value in values:
+            if value.language == language:
+                return str(value).strip()
+    return str(values[0]).strip() if values else None
+
+
+def _texts(graph: Graph, subject: Node, predicate: URIRef) -> tuple[str, ...]:
+    """Distinct string values of a property: literals, or labels/IRIs of resources."""
+    out: list[str] = []
+    for obj in graph.objects(subject, predicate):
+        if isinstance(obj, Literal):
+            value = str(obj).strip()
+        else:
+            label = _text(graph, obj, SKOS.prefLabel)
+            value = label if label else str(obj)
+        if value and value not in out:
+            out.append(value)
+    return tuple(out)
+
+
+def _iri(graph: Graph, subject: Node, predicate: URIRef) -> str | None:
+    for obj in graph.objects(subject, predicate):
+        return str(obj)
+    return None
+
+
+def _int(graph: Graph, subject: Node, predicate: URIRef) -> int | None:
+    for obj in graph.objects(subject, predicate):
+        try:
+            return int(str(obj))
+        except ValueError:
+            return None
+    return None
+
+
+def _doi(graph: Graph, subject: Node) -> str | None:
+    for ident in graph.objects(subject, ADMS.identifier):
+        notation = _text(graph, ident, SKOS.notation)
+        if notation and notation.startswith("10."):
+            return notation
+    return None
+
+
+def dataset_nodes(graph: Graph) -> list[Node]:
+    """Every dcat:Dataset in the graph, in a stable order."""
+    return sorted(set(graph.subjects(RDF.type, DCAT.Dataset)), key=str)
+
+
+def parse_dataset(graph: Graph, node: Node, provider_id: str) -> Dataset:
+    """One dataset node as a Dataset; the identifier is dct:identifier, else the IRI."""
+    identifier = _text(graph, node, DCTERMS.identifier) or str(node)
+    publisher = None
+    for agent in graph.objects(node, DCTERMS.publisher):
+        publisher = _text(graph, agent, FOAF.name) or str(agent)
+    return Dataset(
+        provider_id=provider_id,
+        identifier=identifier,
+        iri=str(node),
+        title=_text(graph, node, DCTERMS.title) or identifier,
+        description=_text(graph, node, DCTERMS.description) or "",
+        keywords=_texts(graph, node, DCAT.keyword),
+        themes=_texts(graph, node, DCAT.theme),
+        cancer_types=_texts(graph, node, CIM.cancerType),
+        body_sites=_texts(graph, node, CIM.bodySite),
+        modalities=_texts(graph, node, CIM.modality),
+        license=_iri(graph, node, DCTERMS.license),
+        access_rights=_iri(graph, node, DCTERMS.accessRights),
+        doi=_doi(graph, node),
+        landing_page=_iri(graph, node, DCAT.landingPage),
+        publisher=publisher,
+        number_of_unique_individuals=_int(graph, node, HEALTHDCATAP.numberOfUniqueIndividuals),
+    )
+
+
+def dataset_subgraph(graph: Graph, node: Node) -> Graph:
+    """The dataset's description: its triples, and those of blank nodes and distributions it
+    points to, transitively (a concise bounded description extended to distributions)."""
+    out = Graph()
+    seen: set[Node] = set()
+    stack: list[Node] = [node]
+    while stack:
+        subject = stack.pop()
+        if subject in seen:
+            continue
+        seen.add(subject)
+        for predicate, obj in graph.predicate_objects(subject):
+            out.add((subject, predicate, obj))
+            if isinstance(obj, BNode) or (
+                predicate in (DCAT.distribution, DCTERMS.publisher, DCAT.contactPoint)
+                and isinstance(obj, URIRef)
+            ):
+                stack.append(obj)
+    for prefix, namespace in graph.namespaces():
+        out.bind(prefix, namespace, override=False)
+    return out
+
+
+def iter_datasets(graph: Graph, provider_id: str) -> Iterator[tuple[Dataset, Graph]]:
+    """Every dataset of a catalogue graph with its own subgraph."""
+    for node in dataset_nodes(graph):
+        yield parse_dataset(graph, node, provider_id), dataset_subgraph(graph, node)

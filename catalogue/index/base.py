@@ -1,0 +1,64 @@
+"""Ports of the derived indexes: datasets (text and facets) and cohort (feature counts)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import pyarrow as pa
+
+from catalogue.domain.cohort import CohortQuery, ExactResult
+from catalogue.domain.models import Dataset
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    """One page of a dataset search, best first."""
+
+    total: int
+    datasets: list[Dataset]
+
+
+class DatasetIndex(Protocol):
+    """Full-text search over dataset descriptions; rebuilt from the graph store at will."""
+
+    def __init__(self, path: Path) -> None: ...
+
+    def replace_provider(self, provider_id: str, datasets: list[Dataset]) -> None:
+        """Make `datasets` the provider's whole set of indexed datasets, atomically."""
+        ...
+
+    def search(
+        self, text: str | None, offset: int, limit: int, providers: tuple[str, ...] = ()
+    ) -> SearchPage: ...
+
+    def get(self, provider_id: str, identifier: str) -> Dataset | None: ...
+
+    def all(self) -> list[Dataset]: ...
+
+    def close(self) -> None: ...
+
+
+class CohortIndex(Protocol):
+    """Subject/study/series features, answering feasibility queries with exact counts."""
+
+    def __init__(self, path: Path) -> None: ...
+
+    def replace_source(
+        self, provider_id: str, source_id: str, batches: Iterable[pa.RecordBatch]
+    ) -> int:
+        """Atomically replace one source's series rows (SERIES_SCHEMA batches); return the count.
+        On failure the source keeps its previous rows."""
+        ...
+
+    def count(self, query: CohortQuery) -> ExactResult:
+        """Exact counts for a normalised query, by provider and by dataset."""
+        ...
+
+    def scopes(self) -> list[tuple[str, str]]:
+        """Every (provider, dataset) holding features."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,95 @@
+"""Read views of catalogue metadata: providers from the store, datasets from the index."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import threading
+from dataclasses import dataclass
+
+from catalogue.dcat.serialiser import parse_provider
+from catalogue.domain.identifiers import GRAPH_BASE
+from catalogue.domain.models import Dataset, Provider
+from catalogue.exceptions import QueryError
+from catalogue.services.runtime import Catalogue
+
+MAX_PAGE = 100
+
+
+@dataclass(frozen=True)
+class DatasetPage:
+    """A page of datasets with Relay-style cursors (opaque offsets)."""
+
+    total: int
+    offset: int
+    datasets: list[Dataset]
+
+    @property
+    def has_next(self) -> bool:
+        return self.offset + len(self.datasets) < self.total
+
+
+def encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"offset:{offset}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        kind, _, number = base64.urlsafe_b64decode(cursor.encode()).decode().partition(":")
+        offset = int(number)
+    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        raise QueryError(f"invalid cursor {cursor!r}") from exc
+    if kind != "offset" or offset < 0:
+        raise QueryError(f"invalid cursor {cursor!r}")
+    return offset
+
+
+class CatalogueView:
+    """Providers and datasets for the API, with small caches refreshed after each harvest."""
+
+    def __init__(self, catalogue: Catalogue) -> None:
+        self.catalogue = catalogue
+        self._lock = threading.Lock()
+        self._providers: dict[str, Provider] | None = None
+        self._datasets: dict[tuple[str, str], Dataset] | None = None
+
+    def refresh(self) -> None:
+        with self._lock:
+            self._providers = None
+            self._datasets = None
+
+    def providers(self) -> dict[str, Provider]:
+        with self._lock:
+            if self._providers is None:
+                found = {}
+                for name in self.catalogue.store.graph_names(f"{GRAPH_BASE}provider:"):
+                    provider = parse_provider(self.catalogue.store.graph(name))
+                    if provider is not None:
+                        found[provider.id] = provider
+                self._providers = dict(sorted(found.items()))
+            return self._providers
+
+    def provider(self, provider_id: str) -> Provider:
+        return self.providers().get(provider_id) or Provider(id=provider_id, name=provider_id)
+
+    def datasets_by_key(self) -> dict[tuple[str, str], Dataset]:
+        with self._lock:
+            if self._datasets is None:
+                self._datasets = {d.key: d for d in self.catalogue.datasets.all()}
+            return self._datasets
+
+    def dataset(self, provider_id: str, identifier: str) -> Dataset | None:
+        return self.datasets_by_key().get((provider_id, identifier))
+
+    def search(
+        self,
+        text: str | None,
+        first: int = 20,
+        after: str | None = None,
+        providers: tuple[str, ...] = (),
+    ) -> DatasetPage:
+        if first < 0 or first > MAX_PAGE:
+            raise QueryError(f"first must be between 0 and {MAX_PAGE}")
+        offset = decode_cursor(after) + 1 if after else 0
+        page = self.catalogue.datasets.search(text, offset, first, providers)
+        return DatasetPage(total=page.total, offset=offset, datasets=page.datasets)

@@ -1,0 +1,48 @@
+"""The running catalogue: settings plus the backends they name, opened from the data folder."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from catalogue import plugins
+from catalogue.config import Settings
+from catalogue.index.base import CohortIndex, DatasetIndex
+from catalogue.store.base import GraphStore
+
+
+@dataclass
+class Catalogue:
+    """Open backends; close it when done (each embedded engine holds a lock on its folder)."""
+
+    settings: Settings
+    store: GraphStore
+    datasets: DatasetIndex
+    cohort: CohortIndex
+
+    def close(self) -> None:
+        self.cohort.close()
+        self.datasets.close()
+        self.store.close()
+
+    def __enter__(self) -> Catalogue:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_catalogue(settings: Settings) -> Catalogue:
+    """Open the configured backends under the data folder; an unknown name fails here."""
+    root: Path = settings.data_dir
+    store_cls = plugins.load(plugins.GRAPH_STORES, settings.store.backend)
+    datasets_cls = plugins.load(plugins.DATASET_INDEXES, settings.index.datasets)
+    cohort_cls = plugins.load(plugins.COHORT_INDEXES, settings.index.cohort)
+    store = store_cls(root / "store" / settings.store.backend)
+    try:
+        datasets = datasets_cls(root / "index" / f"datasets-{settings.index.datasets}")
+        cohort = cohort_cls(root / "index" / f"cohort-{settings.index.cohort}")
+    except Exception:
+        store.close()
+        raise
+    return Catalogue(settings=settings, store=store, datasets=datasets, cohort=cohort)

@@ -1,0 +1,58 @@
+"""GraphStore on Oxigraph on disk, used through oxrdflib as an rdflib Store."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyoxigraph as ox
+from oxrdflib import OxigraphStore
+from rdflib import Dataset, Graph, URIRef
+
+from catalogue.exceptions import StoreError
+
+
+class OxigraphGraphStore:
+    """Oxigraph's RocksDB-backed store; each replacement is one SPARQL Update transaction."""
+
+    def __init__(self, path: Path) -> None:
+        path.mkdir(parents=True, exist_ok=True)
+        try:
+            self._ox = ox.Store(str(path))
+        except OSError as exc:
+            raise StoreError(f"cannot open the Oxigraph store at {path}: {exc}") from exc
+        self.dataset = Dataset(store=OxigraphStore(store=self._ox))
+
+    def replace_graphs(self, graphs: dict[str, Graph], drop_prefix: str | None = None) -> None:
+        drops = set(graphs)
+        if drop_prefix is not None:
+            drops |= set(self.graph_names(drop_prefix))
+        statements = [f"DROP SILENT GRAPH <{name}>" for name in sorted(drops)]
+        for name, graph in graphs.items():
+            if len(graph):
+                body = graph.serialize(format="nt")
+                statements.append(f"INSERT DATA {{ GRAPH <{name}> {{\n{body}\n}} }}")
+        if not statements:
+            return
+        try:
+            self._ox.update(" ;\n".join(statements))
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise StoreError(f"graph replacement failed, nothing changed: {exc}") from exc
+
+    def graph(self, name: str) -> Graph:
+        out = Graph()
+        for prefix, namespace in self.dataset.namespaces():
+            out.bind(prefix, namespace)
+        for triple in self.dataset.graph(URIRef(name)):
+            out.add(triple)
+        return out
+
+    def graph_names(self, prefix: str = "") -> list[str]:
+        names = (str(g.value) for g in self._ox.named_graphs() if isinstance(g, ox.NamedNode))
+        return sorted(n for n in names if n.startswith(prefix))
+
+    def triple_count(self) -> int:
+        return len(self._ox)
+
+    def close(self) -> None:
+        self._ox.flush()
+        del self.dataset

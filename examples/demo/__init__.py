@@ -1,0 +1,1 @@
+"""The demo: providers built from idc-index-data (NCI Imaging Data Commons, MIT)."""

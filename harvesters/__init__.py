@@ -1,0 +1,1 @@
+"""Harvesters: one module per source kind, registered in the `catalogue.harvesters` group."""
