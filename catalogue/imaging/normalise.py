@@ -40,10 +40,10 @@ def sex_code(value: object) -> Sex:
 
 
 def coded(value: object) -> str | None:
-    """A DICOM code string (Modality, BodyPartExamined): trimmed, upper case, None when empty."""
+    """A DICOM code string (Modality, BodyPartExamined): spaces collapsed, upper case."""
     if not isinstance(value, str):
         return None
-    text = value.strip().upper()
+    text = " ".join(value.split()).upper()
     return text or None
 
 

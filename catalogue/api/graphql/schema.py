@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 
 import strawberry
 from graphql import GraphQLError
 from pydantic import ValidationError
 from strawberry.extensions import MaskErrors
+from strawberry.fastapi import BaseContext
+from strawberry.types import ExecutionContext
 
 from catalogue.api.graphql.types import (
     Count,
@@ -28,10 +29,13 @@ from catalogue.services.catalogue_view import CatalogueView, encode_cursor
 from catalogue.services.feasibility import FeasibilityService
 
 
-@dataclass
-class Context:
-    view: CatalogueView
-    feasibility: FeasibilityService
+class Context(BaseContext):
+    """Per-request context: the read view and the feasibility service."""
+
+    def __init__(self, view: CatalogueView, feasibility: FeasibilityService) -> None:
+        super().__init__()
+        self.view = view
+        self.feasibility = feasibility
 
 
 @strawberry.type
@@ -97,6 +101,20 @@ def _should_mask(error: GraphQLError) -> bool:
     return original is not None and not isinstance(original, CatalogueError)
 
 
-schema = strawberry.Schema(query=Query, extensions=[MaskErrors(should_mask_error=_should_mask)])
+class CatalogueSchema(strawberry.Schema):
+    """Logs only unexpected errors; a user's bad query is answered, not logged as a fault."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        unexpected = [
+            e for e in errors if e.original_error is not None
+            and not isinstance(e.original_error, CatalogueError)
+        ]
+        if unexpected:
+            super().process_errors(unexpected, execution_context)
+
+
+schema = CatalogueSchema(query=Query, extensions=[MaskErrors(should_mask_error=_should_mask)])
 
 __all__ = ["Context", "Count", "schema"]
