@@ -127,9 +127,8 @@ def _line_of(node: yaml.Node, loc: tuple[Any, ...]) -> int:
                     break
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
             child = node.value[part]
-        if child is None:
-            break
-        node = child
+        if child is not None:
+            node = child  # parts not in the file (union tags such as 'dcat') are passed over
     return node.start_mark.line + 1
 
 

@@ -11,6 +11,12 @@ GRAPH_STORES = "catalogue.graph_stores"
 DATASET_INDEXES = "catalogue.dataset_indexes"
 COHORT_INDEXES = "catalogue.cohort_indexes"
 HARVESTERS = "catalogue.harvesters"
+_KINDS = {
+    GRAPH_STORES: "graph store",
+    DATASET_INDEXES: "dataset index",
+    COHORT_INDEXES: "cohort index",
+    HARVESTERS: "source kind",
+}
 
 
 def available(group: str) -> list[str]:
@@ -27,4 +33,4 @@ def load(group: str, name: str) -> Any:
             except Exception as exc:  # an installed plugin that cannot import
                 raise PluginError(f"{group} plugin {name!r} failed to load: {exc}") from exc
     known = ", ".join(available(group)) or "none installed"
-    raise PluginError(f"unknown {group.split('.')[-1].rstrip('s')} {name!r} (known: {known})")
+    raise PluginError(f"unknown {_KINDS.get(group, group)} {name!r} (known: {known})")

@@ -54,7 +54,7 @@ class CohortIndex(Protocol):
         ...
 
     def count(self, query: CohortQuery) -> ExactResult:
-        """Exact counts for a normalised query, by provider and by dataset."""
+        """Exact counts for a query (normalised first), by provider and by dataset."""
         ...
 
     def scopes(self) -> list[tuple[str, str]]:

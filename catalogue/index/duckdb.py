@@ -166,6 +166,7 @@ class DuckDBCohortIndex:
             return rows
 
     def count(self, query: CohortQuery) -> ExactResult:
+        query = query.normalised()
         sql, params = build_count_sql(query)
         con = self._con.cursor()
         try:

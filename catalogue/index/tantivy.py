@@ -42,7 +42,7 @@ class TantivyDatasetIndex:
         with self._lock:
             writer = self._index.writer(heap_size=64_000_000, num_threads=1)
             try:
-                writer.delete_documents("provider", provider_id)
+                writer.delete_documents_by_term("provider", provider_id)
                 for dataset in datasets:
                     doc = tantivy.Document(
                         key=f"{dataset.provider_id}\x1f{dataset.identifier}",
@@ -121,4 +121,4 @@ class TantivyDatasetIndex:
         return sorted((Dataset.model_validate(d) for d in found), key=lambda d: d.key)
 
     def close(self) -> None:
-        del self._index
+        self.__dict__.pop("_index", None)

@@ -20,7 +20,13 @@ class Catalogue:
     datasets: DatasetIndex
     cohort: CohortIndex
 
+    closed: bool = False
+
     def close(self) -> None:
+        """Close every backend; closing twice is harmless."""
+        if self.closed:
+            return
+        self.closed = True
         self.cohort.close()
         self.datasets.close()
         self.store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pyoxigraph as ox
@@ -54,5 +55,11 @@ class OxigraphGraphStore:
         return len(self._ox)
 
     def close(self) -> None:
+        """Flush and release the store's lock on its folder (RocksDB frees it with the last
+        reference, so every reference is dropped and collected)."""
+        if getattr(self, "_ox", None) is None:
+            return
         self._ox.flush()
         del self.dataset
+        del self._ox
+        gc.collect()

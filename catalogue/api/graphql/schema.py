@@ -115,6 +115,6 @@ class CatalogueSchema(strawberry.Schema):
             super().process_errors(unexpected, execution_context)
 
 
-schema = CatalogueSchema(query=Query, extensions=[MaskErrors(should_mask_error=_should_mask)])
+schema = CatalogueSchema(query=Query, extensions=[lambda: MaskErrors(should_mask_error=_should_mask)])
 
 __all__ = ["Context", "Count", "schema"]

@@ -1,0 +1,73 @@
+"""Shared fixtures: the `--require-services` flag, temporary catalogues and the IDC demo."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from catalogue.config import DisclosureSettings, Settings, load_providers
+from catalogue.services.ingest import HarvestReport, harvest
+from catalogue.services.runtime import Catalogue, open_catalogue
+
+EXACT = DisclosureSettings(threshold=1, rounding=1)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--require-services",
+        action="store_true",
+        default=False,
+        help="fail, instead of skipping, when a test's service or data is missing (CI sets it)",
+    )
+
+
+def require(config: pytest.Config, available: bool, reason: str) -> None:
+    """Skip when something a test needs is missing, or fail under --require-services."""
+    if available:
+        return
+    if config.getoption("--require-services"):
+        pytest.fail(f"required for CI but missing: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data", secret="test-secret-0123456789", disclosure=EXACT)
+
+
+@pytest.fixture
+def catalogue(settings: Settings) -> Iterator[Catalogue]:
+    with open_catalogue(settings) as opened:
+        yield opened
+
+
+@dataclasses.dataclass
+class IdcDemo:
+    """The full IDC demo, harvested once per test session with exact counts."""
+
+    catalogue: Catalogue
+    report: HarvestReport
+    parquet: Path
+    collections_csv: Path
+
+
+@pytest.fixture(scope="session")
+def idc_demo(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[IdcDemo]:
+    try:
+        from examples.demo.idc import build, idc_paths
+
+        parquet, _, _ = idc_paths()
+    except Exception as exc:  # the optional demo dependency
+        require(request.config, False, f"idc-index-data is not installed ({exc})")
+        raise
+    root = tmp_path_factory.mktemp("idc")
+    providers = build(root / "demo")
+    settings = Settings(data_dir=root / "data", secret="idc-demo-secret-0123456789", disclosure=EXACT)
+    with open_catalogue(settings) as opened:
+        report = harvest(opened, load_providers(providers))
+        yield IdcDemo(opened, report, parquet, root / "demo" / "collections.csv")

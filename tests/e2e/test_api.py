@@ -1,0 +1,114 @@
+"""The GraphQL API over HTTP on a small harvested catalogue: search, paging, errors, health."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from catalogue.api.app import create_app
+from catalogue.config import DisclosureSettings, load_providers
+from catalogue.services.ingest import harvest
+from catalogue.services.runtime import Catalogue
+from tests.integration.test_harvest import DATA, rows, series_table
+
+
+@pytest.fixture
+def client(tmp_path: Path, catalogue: Catalogue) -> Iterator[TestClient]:
+    table = series_table(tmp_path / "series.parquet", rows(30, dataset="lung-ct") + rows(4, dataset="rare", prefix="R"))
+    body = f"""providers:
+  - id: hospital
+    name: General Hospital
+    sources:
+      - kind: dcat
+        path: {DATA / "xnat_integration_test.ttl"}
+      - kind: dicom-table
+        path: {table}
+        dataset_column: collection_id
+"""
+    (tmp_path / "providers.yaml").write_text(body)
+    assert harvest(catalogue, load_providers(tmp_path / "providers.yaml")).ok
+    with TestClient(create_app(catalogue.settings, catalogue=catalogue)) as test_client:
+        yield test_client
+
+
+def gql(client: TestClient, query: str, **variables: Any) -> dict[str, Any]:
+    response = client.post("/graphql", json={"query": query, "variables": variables})
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def test_health_and_graphiql(client: TestClient) -> None:
+    assert client.get("/health").json()["status"] == "ok"
+    page = client.get("/graphql", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and "graphiql" in page.text.lower()
+
+
+def test_providers_and_dataset_paging(client: TestClient) -> None:
+    data = gql(client, "{ providers { id name } }")["data"]
+    assert data["providers"] == [{"id": "hospital", "name": "General Hospital"}]
+    query = """query($after: String) { datasets(first: 1, after: $after) {
+        totalCount edges { cursor node { identifier title provider { id } } }
+        pageInfo { hasNextPage hasPreviousPage endCursor } } }"""
+    seen, after = [], None
+    while True:
+        conn = gql(client, query, after=after)["data"]["datasets"]
+        assert conn["totalCount"] == 2
+        seen += [e["node"]["identifier"] for e in conn["edges"]]
+        if not conn["pageInfo"]["hasNextPage"]:
+            break
+        after = conn["pageInfo"]["endCursor"]
+    assert sorted(seen) == sorted(
+        ["http://localhost:8080/data/archive/projects/protected_optin",
+         "http://localhost:8080/data/archive/projects/public_optin"]
+    )
+    found = gql(client, '{ datasets(search: "protected") { edges { node { identifier } } } }')
+    assert found["data"]["datasets"]["edges"][0]["node"]["identifier"].endswith("protected_optin")
+
+
+def test_feasibility_exact(client: TestClient) -> None:
+    result = gql(client, """{ feasibility(query: { subject: { sex: [FEMALE] },
+        series: [{ modality: ["seg"], bodyPart: ["chest"] }] }) {
+        subjects { value suppressed precision } studies { value } series { value }
+        byProvider { provider { id name } subjects { value } }
+        byDataset { dataset { identifier } subjects { value suppressed } } } }""")
+    f = result["data"]["feasibility"]
+    # rows(): odd patients are female; every patient has one CT and one SEG series
+    assert f["subjects"] == {"value": 15 + 2, "suppressed": False, "precision": "exact"}
+    assert f["studies"]["value"] == 17 and f["series"]["value"] == 17
+    assert f["byProvider"] == [{"provider": {"id": "hospital", "name": "General Hospital"}, "subjects": {"value": 17}}]
+    by_dataset = {d["dataset"]["identifier"]: d["subjects"]["value"] for d in f["byDataset"]}
+    assert by_dataset == {"lung-ct": 15, "rare": 2}
+
+
+def test_default_disclosure_suppresses(client: TestClient, catalogue: Catalogue) -> None:
+    catalogue.settings.disclosure = DisclosureSettings()
+    with TestClient(create_app(catalogue.settings, catalogue=catalogue)) as strict:
+        f = gql(strict, """{ feasibility(query: {}) { subjects { value suppressed precision }
+            byDataset { dataset { identifier } subjects { value suppressed } } } }""")["data"]["feasibility"]
+    assert f["subjects"] == {"value": 35, "suppressed": False, "precision": "rounded to 5"}
+    by_dataset = {d["dataset"]["identifier"]: d["subjects"] for d in f["byDataset"]}
+    assert by_dataset["rare"] == {"value": None, "suppressed": True}
+    assert by_dataset["lung-ct"] == {"value": 30, "suppressed": False}
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ('{ feasibility(query: { datasets: { providers: ["nowhere"] } }) { subjects { value } } }',
+         "unknown provider(s): nowhere"),
+        ("{ feasibility(query: { subject: { ageMin: 70, ageMax: 20 } }) { subjects { value } } }",
+         "ageMin is greater than ageMax"),
+        ('{ datasets(after: "!!!") { totalCount } }', "invalid cursor"),
+        ("{ datasets(first: 100000) { totalCount } }", "first must be between 0 and 100"),
+        ("{ feasibility(query: { subject: { sex: [ALIEN] } }) { subjects { value } } }",
+         "ALIEN"),
+    ],
+)
+def test_errors_are_clear(client: TestClient, query: str, message: str) -> None:
+    errors = gql(client, query)["errors"]
+    assert message in errors[0]["message"]
+    assert "Traceback" not in str(errors)

@@ -1,0 +1,1 @@
+"""Independent reference evaluators used to check the catalogue's answers."""
