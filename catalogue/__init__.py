@@ -1,3 +1,3 @@
-"""Federated cancer-imaging catalogue: DCAT-AP metadata, DICOM-derived features, feasibility counts."""
+"""Federated cancer-imaging catalogue: DCAT-AP metadata, DICOM features, feasibility counts."""
 
 __version__ = "0.1.0"

@@ -105,7 +105,9 @@ def serve_command(
 
 @app.command("demo")
 def demo_command(
-    serve: Annotated[bool, typer.Option("--serve/--no-serve", help="Serve after harvesting.")] = True,
+    serve: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Serve after harvesting.")
+    ] = True,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
@@ -139,7 +141,9 @@ def schemas_command(
 def main() -> None:
     """Console entry point: a failure exits non-zero with a one-line reason."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except CatalogueError as exc:
         console.print(f"[red]error:[/red] {exc}")
         sys.exit(1)

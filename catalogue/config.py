@@ -125,7 +125,9 @@ def _line_of(node: yaml.Node, loc: tuple[Any, ...]) -> int:
                 if key.value == part:
                     child = value
                     break
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
             child = node.value[part]
         if child is not None:
             node = child  # parts not in the file (union tags such as 'dcat') are passed over

@@ -17,7 +17,7 @@ class HarvestError(CatalogueError):
     """A source could not be harvested; what was harvested before is kept."""
 
 
-class SourceUnreadable(HarvestError):
+class UnreadableSourceError(HarvestError):
     """A source file or endpoint is missing, unreadable or malformed."""
 
 

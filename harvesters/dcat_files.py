@@ -14,7 +14,7 @@ from catalogue.domain.harvest import (
     SourceConfig,
     SourceReport,
 )
-from catalogue.exceptions import SourceUnreadable
+from catalogue.exceptions import UnreadableSourceError
 
 _RDF_SUFFIXES = {".ttl", ".turtle", ".rdf", ".xml", ".owl", ".nt", ".jsonld", ".json", ".n3"}
 
@@ -41,13 +41,13 @@ class DcatFileHarvester:
         elif path.exists():
             files = [path]
         else:
-            raise SourceUnreadable(f"{path}: no such file or folder")
+            raise UnreadableSourceError(f"{path}: no such file or folder")
         errors = []
         items: dict[str, HarvestedDataset] = {}
         for file in files:
             try:
                 graph = read_rdf(file, source.format or guess_format(file))
-            except SourceUnreadable as exc:
+            except UnreadableSourceError as exc:
                 if len(files) == 1:
                     raise
                 report.skip("unreadable file")

@@ -17,9 +17,9 @@ import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
 from catalogue.domain.harvest import HarvestContext, HarvestSink, SourceConfig, SourceReport
+from catalogue.exceptions import UnreadableSourceError
 from catalogue.imaging.features import SERIES_SCHEMA
 from catalogue.imaging.normalise import age_in_years, coded, free_text, sex_code, year_of
-from catalogue.exceptions import SourceUnreadable
 
 REQUIRED = ("PatientID", "StudyInstanceUID", "SeriesInstanceUID")
 OPTIONAL = (
@@ -58,7 +58,7 @@ def _batches(path: Path, fmt: str, columns: list[str]) -> Iterator[pa.RecordBatc
         try:
             parquet = pq.ParquetFile(path)
         except (OSError, pa.ArrowInvalid) as exc:
-            raise SourceUnreadable(f"{path}: not a readable parquet file: {exc}") from exc
+            raise UnreadableSourceError(f"{path}: not a readable parquet file: {exc}") from exc
         present = set(parquet.schema_arrow.names)
         yield from parquet.iter_batches(
             batch_size=BATCH_ROWS, columns=[c for c in columns if c in present]
@@ -75,7 +75,7 @@ def _batches(path: Path, fmt: str, columns: list[str]) -> Iterator[pa.RecordBatc
                 ),
             )
         except (OSError, pa.ArrowInvalid) as exc:
-            raise SourceUnreadable(f"{path}: not a readable CSV file: {exc}") from exc
+            raise UnreadableSourceError(f"{path}: not a readable CSV file: {exc}") from exc
         yield from reader
 
 
@@ -87,7 +87,7 @@ def _present_columns(path: Path, fmt: str) -> set[str]:
             header = handle.readline().decode("utf-8", "replace")
         return {c.strip().strip('"') for c in header.rstrip("\r\n").split(",")}
     except (OSError, pa.ArrowInvalid) as exc:
-        raise SourceUnreadable(f"{path}: cannot read {fmt} table: {exc}") from exc
+        raise UnreadableSourceError(f"{path}: cannot read {fmt} table: {exc}") from exc
 
 
 class DicomTableHarvester:
@@ -99,7 +99,7 @@ class DicomTableHarvester:
         assert isinstance(source, DicomTableSource)
         path = ctx.resolve(source.path)
         if not path.is_file():
-            raise SourceUnreadable(f"{path}: no such file")
+            raise UnreadableSourceError(f"{path}: no such file")
         fmt = source.format or ("csv" if path.suffix.lower() in (".csv", ".tsv") else "parquet")
         name = {k: source.columns.get(k, k) for k in (*REQUIRED, *OPTIONAL)}
         present = _present_columns(path, fmt)
@@ -108,16 +108,16 @@ class DicomTableHarvester:
             wanted.append(source.dataset_column)
         missing = [c for c in wanted if c not in present]
         if missing:
-            raise SourceUnreadable(f"{path}: missing required column(s): {', '.join(missing)}")
+            raise UnreadableSourceError(f"{path}: missing required column(s): {', '.join(missing)}")
         columns = wanted + [name[k] for k in OPTIONAL if name[k] in present]
         report = SourceReport(ctx.provider.id, ctx.source_id, source.kind)
         features = _FeatureBuilder(ctx, source, name, report)
         try:
-            report.series = sink.put_series(
-                features.batch(b) for b in _batches(path, fmt, columns)
-            )
+            report.series = sink.put_series(features.batch(b) for b in _batches(path, fmt, columns))
         except (OSError, pa.ArrowInvalid) as exc:
-            raise SourceUnreadable(f"{path}: table unreadable part-way, nothing changed: {exc}") from exc
+            raise UnreadableSourceError(
+                f"{path}: table unreadable part-way, nothing changed: {exc}"
+            ) from exc
         return report
 
 
@@ -150,10 +150,13 @@ class _FeatureBuilder:
         n = raw.num_rows
 
         def column(keyword: str) -> list[object]:
-            return data.get(self._name[keyword], [None] * n)
+            values: list[object] = data.get(self._name[keyword], [None] * n)
+            return values
 
-        patients, studies, series = column("PatientID"), column("StudyInstanceUID"), column(
-            "SeriesInstanceUID"
+        patients, studies, series = (
+            column("PatientID"),
+            column("StudyInstanceUID"),
+            column("SeriesInstanceUID"),
         )
         if self._source.dataset_column:
             datasets = data[self._source.dataset_column]

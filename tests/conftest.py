@@ -67,7 +67,9 @@ def idc_demo(
         raise
     root = tmp_path_factory.mktemp("idc")
     providers = build(root / "demo")
-    settings = Settings(data_dir=root / "data", secret="idc-demo-secret-0123456789", disclosure=EXACT)
+    settings = Settings(
+        data_dir=root / "data", secret="idc-demo-secret-0123456789", disclosure=EXACT
+    )
     with open_catalogue(settings) as opened:
         report = harvest(opened, load_providers(providers))
         yield IdcDemo(opened, report, parquet, root / "demo" / "collections.csv")

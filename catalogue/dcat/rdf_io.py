@@ -9,7 +9,7 @@ from typing import Any
 from pyld import jsonld
 from rdflib import Graph
 
-from catalogue.exceptions import SourceUnreadable
+from catalogue.exceptions import UnreadableSourceError
 
 _FORMATS = {
     ".ttl": "turtle",
@@ -39,24 +39,28 @@ def _offline_loader(url: str, options: dict[str, Any] | None = None) -> dict[str
 
 
 def read_rdf(path: Path, fmt: str | None = None) -> Graph:
-    """Parse one RDF file into a new Graph; a missing or malformed file raises SourceUnreadable."""
+    """Parse one RDF file into a new Graph; raise UnreadableSourceError if missing or malformed."""
     fmt = fmt or guess_format(path)
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise SourceUnreadable(f"{path}: cannot read: {exc.strerror or exc}") from exc
+        raise UnreadableSourceError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     graph = Graph()
     try:
         if fmt == "json-ld":
             document = json.loads(data)
             nquads = jsonld.to_rdf(
                 document,
-                {"format": "application/n-quads", "documentLoader": _offline_loader, "base": path.as_uri()},
+                {
+                    "format": "application/n-quads",
+                    "documentLoader": _offline_loader,
+                    "base": path.as_uri(),
+                },
             )
             graph.parse(data=nquads, format="nquads")
         else:
             graph.parse(data=data, format=fmt, publicID=path.as_uri())
     except Exception as exc:  # every parser has its own exception types
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise SourceUnreadable(f"{path}: not valid {fmt}: {message}") from exc
+        raise UnreadableSourceError(f"{path}: not valid {fmt}: {message}") from exc
     return graph

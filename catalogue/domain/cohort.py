@@ -64,7 +64,10 @@ class CohortQuery(_Frozen):
         """Canonical form: value lists sorted and de-duplicated, empty series items dropped."""
 
         def norm(values: tuple[str, ...], upper: bool = True) -> tuple[str, ...]:
-            cleaned = {" ".join(v.split()).upper() if upper else " ".join(v.split()).casefold() for v in values}
+            cleaned = {
+                " ".join(v.split()).upper() if upper else " ".join(v.split()).casefold()
+                for v in values
+            }
             return tuple(sorted(v for v in cleaned if v))
 
         items = {
@@ -85,7 +88,9 @@ class CohortQuery(_Frozen):
                 age_min=self.subject.age_min,
                 age_max=self.subject.age_max,
             ),
-            series=tuple(sorted((s for s in items if not s.is_empty), key=lambda s: s.model_dump_json())),
+            series=tuple(
+                sorted((s for s in items if not s.is_empty), key=lambda s: s.model_dump_json())
+            ),
         )
 
 

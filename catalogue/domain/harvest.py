@@ -21,7 +21,9 @@ class SourceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: str
-    id: str | None = Field(default=None, description="Stable name of the source within its provider.")
+    id: str | None = Field(
+        default=None, description="Stable name of the source within its provider."
+    )
 
     def source_id(self, position: int) -> str:
         return self.id or f"{self.kind}-{position}"
@@ -37,7 +39,7 @@ class ProviderConfig(BaseModel):
     homepage: str | None = None
     secret: SecretStr | None = Field(
         default=None,
-        description="Pseudonymisation key of this provider; derived from CATALOGUE_SECRET if absent.",
+        description="Pseudonymisation key; derived from CATALOGUE_SECRET when absent.",
     )
     sources: list[SourceConfig] = Field(default_factory=list)
 

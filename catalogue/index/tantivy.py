@@ -101,11 +101,13 @@ class TantivyDatasetIndex:
         datasets = [
             Dataset.model_validate_json(searcher.doc(address)["payload"][0]) for _, address in hits
         ]
-        return SearchPage(total=result.count or 0, datasets=datasets)
+        return SearchPage(total=int(getattr(result, "count", 0) or 0), datasets=datasets)
 
     def get(self, provider_id: str, identifier: str) -> Dataset | None:
         searcher = self._index.searcher()
-        query = tantivy.Query.term_query(self._index.schema, "key", f"{provider_id}\x1f{identifier}")
+        query = tantivy.Query.term_query(
+            self._index.schema, "key", f"{provider_id}\x1f{identifier}"
+        )
         hits = searcher.search(query, limit=1).hits
         if not hits:
             return None

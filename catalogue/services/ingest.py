@@ -133,7 +133,7 @@ def harvest(
 
 def stored_datasets(catalogue: Catalogue, provider_id: str) -> list[Dataset]:
     """A provider's datasets as the graph store holds them (the source of truth)."""
-    out = []
+    out: list[Dataset] = []
     for name in catalogue.store.graph_names(provider_dataset_prefix(provider_id)):
         graph = catalogue.store.graph(name)
         out.extend(parse_dataset(graph, node, provider_id) for node in dataset_nodes(graph))

@@ -56,16 +56,35 @@ GROUPS = (
         "genitourinary",
         "Genitourinary and Gynaecological Imaging Centre",
         (
-            "prostate", "kidney", "bladder", "uterus", "ovary", "cervix", "adrenal",
-            "pelvis", "myometrium", "vagina", "genitourinary", "retroperitoneum",
+            "prostate",
+            "kidney",
+            "bladder",
+            "uterus",
+            "ovary",
+            "cervix",
+            "adrenal",
+            "pelvis",
+            "myometrium",
+            "vagina",
+            "genitourinary",
+            "retroperitoneum",
         ),
     ),
     Group(
         "abdominal",
         "Abdominal and Gastrointestinal Imaging Hub",
         (
-            "colon", "rectum", "pancreas", "liver", "stomach", "esophagus", "abdomen",
-            "bile duct", "gallbladder", "intestine", "anus",
+            "colon",
+            "rectum",
+            "pancreas",
+            "liver",
+            "stomach",
+            "esophagus",
+            "abdomen",
+            "bile duct",
+            "gallbladder",
+            "intestine",
+            "anus",
         ),
     ),
     Group(
@@ -85,7 +104,10 @@ def idc_paths() -> tuple[Path, Path, str]:
         raise ConfigError(
             "the demo needs idc-index-data: pip install 'cancer-imaging-catalogue[demo]'"
         ) from exc
-    series = Path(idc_index_data.IDC_INDEX_PARQUET_FILEPATH)
+    found = idc_index_data.IDC_INDEX_PARQUET_FILEPATH
+    if found is None:
+        raise ConfigError("idc-index-data is installed without idc_index.parquet")
+    series = Path(found)
     return series, series.with_name("collections_index.parquet"), idc_index_data.__version__
 
 
@@ -141,9 +163,9 @@ def build(out: Path, force: bool = False) -> Path:
     series_path, collections_path, version = idc_paths()
     providers_file = out / "providers.yaml"
     stamp = out / "build.json"
-    if not force and providers_file.exists() and stamp.exists():
-        if json.loads(stamp.read_text()).get("idc_index_data") == version:
-            return providers_file
+    reusable = not force and providers_file.exists() and stamp.exists()
+    if reusable and json.loads(stamp.read_text()).get("idc_index_data") == version:
+        return providers_file
     out.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     rows = con.execute(
@@ -196,6 +218,8 @@ def build(out: Path, force: bool = False) -> Path:
         writer.writerow(["collection_id", "provider_id"])
         writer.writerows(sorted(mapping))
     header = "# Demo providers built from idc-index-data " + version + " (MIT). Generated.\n"
-    providers_file.write_text(header + yaml.safe_dump({"providers": providers_yaml}, sort_keys=False))
+    providers_file.write_text(
+        header + yaml.safe_dump({"providers": providers_yaml}, sort_keys=False)
+    )
     stamp.write_text(json.dumps({"idc_index_data": version, "collections": len(collections)}))
     return providers_file

@@ -70,20 +70,33 @@ def test_store_persists(tmp_path: Path) -> None:
 
 def dataset(provider: str, identifier: str, title: str, **extra: object) -> Dataset:
     return Dataset.model_validate(
-        {"provider_id": provider, "identifier": identifier, "iri": f"http://x/{identifier}",
-         "title": title, **extra}
+        {
+            "provider_id": provider,
+            "identifier": identifier,
+            "iri": f"http://x/{identifier}",
+            "title": title,
+            **extra,
+        }
     )
 
 
 def test_dataset_index_search_and_paging(dataset_index) -> None:  # type: ignore[no-untyped-def]
-    lung = [dataset("a", f"lung-{i}", f"Lung screening cohort {i}",
-                    description="Low-dose CT of smokers", cancer_types=["Lung Cancer"])
-            for i in range(5)]
+    lung = [
+        dataset(
+            "a",
+            f"lung-{i}",
+            f"Lung screening cohort {i}",
+            description="Low-dose CT of smokers",
+            cancer_types=["Lung Cancer"],
+        )
+        for i in range(5)
+    ]
     other = [dataset("b", "breast-1", "Breast MRI", description="Dynamic contrast MRI")]
     dataset_index.replace_provider("a", lung)
     dataset_index.replace_provider("b", other)
     page = dataset_index.search("lungs", 0, 3)  # stemmed
-    assert page.total == 5 and len(page.datasets) == 3
+    assert page.total == 5
+    assert len(page.datasets) == 3
     rest = dataset_index.search("lungs", 3, 3)
     assert {d.identifier for d in page.datasets + rest.datasets} == {d.identifier for d in lung}
     assert dataset_index.search("mri", 0, 10).datasets == other

@@ -18,7 +18,10 @@ from tests.integration.test_harvest import DATA, rows, series_table
 
 @pytest.fixture
 def client(tmp_path: Path, catalogue: Catalogue) -> Iterator[TestClient]:
-    table = series_table(tmp_path / "series.parquet", rows(30, dataset="lung-ct") + rows(4, dataset="rare", prefix="R"))
+    table = series_table(
+        tmp_path / "series.parquet",
+        rows(30, dataset="lung-ct") + rows(4, dataset="rare", prefix="R"),
+    )
     body = f"""providers:
   - id: hospital
     name: General Hospital
@@ -44,7 +47,8 @@ def gql(client: TestClient, query: str, **variables: Any) -> dict[str, Any]:
 def test_health_and_graphiql(client: TestClient) -> None:
     assert client.get("/health").json()["status"] == "ok"
     page = client.get("/graphql", headers={"Accept": "text/html"})
-    assert page.status_code == 200 and "graphiql" in page.text.lower()
+    assert page.status_code == 200
+    assert "graphiql" in page.text.lower()
 
 
 def test_providers_and_dataset_paging(client: TestClient) -> None:
@@ -62,24 +66,32 @@ def test_providers_and_dataset_paging(client: TestClient) -> None:
             break
         after = conn["pageInfo"]["endCursor"]
     assert sorted(seen) == sorted(
-        ["http://localhost:8080/data/archive/projects/protected_optin",
-         "http://localhost:8080/data/archive/projects/public_optin"]
+        [
+            "http://localhost:8080/data/archive/projects/protected_optin",
+            "http://localhost:8080/data/archive/projects/public_optin",
+        ]
     )
     found = gql(client, '{ datasets(search: "protected") { edges { node { identifier } } } }')
     assert found["data"]["datasets"]["edges"][0]["node"]["identifier"].endswith("protected_optin")
 
 
 def test_feasibility_exact(client: TestClient) -> None:
-    result = gql(client, """{ feasibility(query: { subject: { sex: [FEMALE] },
+    result = gql(
+        client,
+        """{ feasibility(query: { subject: { sex: [FEMALE] },
         series: [{ modality: ["seg"], bodyPart: ["chest"] }] }) {
         subjects { value suppressed precision } studies { value } series { value }
         byProvider { provider { id name } subjects { value } }
-        byDataset { dataset { identifier } subjects { value suppressed } } } }""")
+        byDataset { dataset { identifier } subjects { value suppressed } } } }""",
+    )
     f = result["data"]["feasibility"]
     # rows(): odd patients are female; every patient has one CT and one SEG series
     assert f["subjects"] == {"value": 15 + 2, "suppressed": False, "precision": "exact"}
-    assert f["studies"]["value"] == 17 and f["series"]["value"] == 17
-    assert f["byProvider"] == [{"provider": {"id": "hospital", "name": "General Hospital"}, "subjects": {"value": 17}}]
+    assert f["studies"]["value"] == 17
+    assert f["series"]["value"] == 17
+    assert f["byProvider"] == [
+        {"provider": {"id": "hospital", "name": "General Hospital"}, "subjects": {"value": 17}}
+    ]
     by_dataset = {d["dataset"]["identifier"]: d["subjects"]["value"] for d in f["byDataset"]}
     assert by_dataset == {"lung-ct": 15, "rare": 2}
 
@@ -87,8 +99,11 @@ def test_feasibility_exact(client: TestClient) -> None:
 def test_default_disclosure_suppresses(client: TestClient, catalogue: Catalogue) -> None:
     catalogue.settings.disclosure = DisclosureSettings()
     with TestClient(create_app(catalogue.settings, catalogue=catalogue)) as strict:
-        f = gql(strict, """{ feasibility(query: {}) { subjects { value suppressed precision }
-            byDataset { dataset { identifier } subjects { value suppressed } } } }""")["data"]["feasibility"]
+        f = gql(
+            strict,
+            """{ feasibility(query: {}) { subjects { value suppressed precision }
+            byDataset { dataset { identifier } subjects { value suppressed } } } }""",
+        )["data"]["feasibility"]
     assert f["subjects"] == {"value": 35, "suppressed": False, "precision": "rounded to 5"}
     by_dataset = {d["dataset"]["identifier"]: d["subjects"] for d in f["byDataset"]}
     assert by_dataset["rare"] == {"value": None, "suppressed": True}
@@ -98,14 +113,17 @@ def test_default_disclosure_suppresses(client: TestClient, catalogue: Catalogue)
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ('{ feasibility(query: { datasets: { providers: ["nowhere"] } }) { subjects { value } } }',
-         "unknown provider(s): nowhere"),
-        ("{ feasibility(query: { subject: { ageMin: 70, ageMax: 20 } }) { subjects { value } } }",
-         "ageMin is greater than ageMax"),
+        (
+            '{ feasibility(query: { datasets: { providers: ["nowhere"] } }) { subjects { value } } }',  # noqa: E501
+            "unknown provider(s): nowhere",
+        ),
+        (
+            "{ feasibility(query: { subject: { ageMin: 70, ageMax: 20 } }) { subjects { value } } }",  # noqa: E501
+            "ageMin is greater than ageMax",
+        ),
         ('{ datasets(after: "!!!") { totalCount } }', "invalid cursor"),
         ("{ datasets(first: 100000) { totalCount } }", "first must be between 0 and 100"),
-        ("{ feasibility(query: { subject: { sex: [ALIEN] } }) { subjects { value } } }",
-         "ALIEN"),
+        ("{ feasibility(query: { subject: { sex: [ALIEN] } }) { subjects { value } } }", "ALIEN"),
     ],
 )
 def test_errors_are_clear(client: TestClient, query: str, message: str) -> None:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 from rdflib import Graph
 
 from catalogue.config import load_providers
@@ -52,6 +51,11 @@ def providers_file(tmp_path: Path, body: str) -> Path:
     return path
 
 
+def one_source(provider: str, source: str) -> str:
+    """A providers-file entry with one source (YAML, indented for the `providers` list)."""
+    return f"  - id: {provider}\n    name: {provider.upper()}\n    sources:\n      - {source}\n"
+
+
 def sparql_datasets(path: Path) -> dict[str, str]:
     """Dataset identifiers and titles straight from the file, independently of the parser."""
     graph = Graph().parse(path)
@@ -67,7 +71,7 @@ def test_real_dcat_files_harvest(tmp_path: Path, catalogue: Catalogue) -> None:
     files = ["xnat_integration_test.ttl", "valid_project.ttl", "example_consus_ckan.ttl"]
     body = "providers:\n"
     for i, name in enumerate(files):
-        body += f"  - id: p{i}\n    name: P{i}\n    sources:\n      - kind: dcat\n        path: {DATA / name}\n"
+        body += one_source(f"p{i}", f"kind: dcat\n        path: {DATA / name}")
     report = harvest(catalogue, load_providers(providers_file(tmp_path, body)))
     assert report.ok, report.failed
     for i, name in enumerate(files):
@@ -104,9 +108,13 @@ def test_bad_sources_fail_alone(tmp_path: Path, catalogue: Catalogue) -> None:
         dataset_column: collection_id
 """
     report = harvest(catalogue, load_providers(providers_file(tmp_path, body)))
-    by_provider = {s.provider_id: s for s in report.sources if s.kind != "dcat" or s.provider_id != "good"}
+    by_provider = {
+        s.provider_id: s for s in report.sources if s.kind != "dcat" or s.provider_id != "good"
+    }
     assert not by_provider["broken-rdf"].ok
-    assert "truncated_piveau_catalog.ttl: not valid turtle" in (by_provider["broken-rdf"].error or "")
+    assert "truncated_piveau_catalog.ttl: not valid turtle" in (
+        by_provider["broken-rdf"].error or ""
+    )
     assert not by_provider["missing-table"].ok
     assert "nowhere.parquet: no such file" in (by_provider["missing-table"].error or "")
     good_reports = [s for s in report.sources if s.provider_id == "good"]
@@ -131,7 +139,8 @@ def test_failed_reharvest_keeps_previous_data(tmp_path: Path, catalogue: Catalog
     providers = load_providers(providers_file(tmp_path, body))
     assert harvest(catalogue, providers).ok
     before = catalogue.cohort.count(CohortQuery())
-    assert before.total.subjects == 15 and before.total.series == 30
+    assert before.total.subjects == 15
+    assert before.total.series == 30
 
     table.write_bytes(table.read_bytes()[: len(table.read_bytes()) // 2])  # truncated file
     report = harvest(catalogue, providers)
@@ -141,7 +150,8 @@ def test_failed_reharvest_keeps_previous_data(tmp_path: Path, catalogue: Catalog
     series_table(table, rows(20))  # a good re-harvest replaces, never duplicates
     assert harvest(catalogue, providers).ok
     after = catalogue.cohort.count(CohortQuery())
-    assert after.total.subjects == 20 and after.total.series == 40
+    assert after.total.subjects == 20
+    assert after.total.series == 40
 
 
 def test_bad_rows_are_counted_not_fatal(tmp_path: Path, catalogue: Catalogue) -> None:
@@ -182,21 +192,28 @@ def test_csv_with_mapped_columns(tmp_path: Path, catalogue: Catalogue) -> None:
     report = harvest(catalogue, load_providers(providers_file(tmp_path, body)))
     assert report.ok, report.failed
     result = catalogue.cohort.count(CohortQuery.model_validate({"series": [{"modality": ["seg"]}]}))
-    assert result.total.subjects == 1 and result.total.series == 1
+    assert result.total.subjects == 1
+    assert result.total.series == 1
     assert result.by_dataset[("h", "breast-mr")].subjects == 1
 
 
 def test_missing_required_column(tmp_path: Path, catalogue: Catalogue) -> None:
     table = series_table(tmp_path / "t.parquet", [{"PatientID": "a", "Modality": "CT"}])
-    body = f"providers:\n  - id: h\n    name: H\n    sources:\n      - kind: dicom-table\n        path: {table}\n        dataset: d\n"
+    body = "providers:\n" + one_source(
+        "h", f"kind: dicom-table\n        path: {table}\n        dataset: d"
+    )
     report = harvest(catalogue, load_providers(providers_file(tmp_path, body)))
     assert not report.ok
-    assert "missing required column(s): StudyInstanceUID, SeriesInstanceUID" in (report.sources[0].error or "")
+    assert "missing required column(s): StudyInstanceUID, SeriesInstanceUID" in (
+        report.sources[0].error or ""
+    )
 
 
 def test_no_identifier_reaches_the_index(tmp_path: Path, catalogue: Catalogue) -> None:
     table = series_table(tmp_path / "series.parquet", rows(12))
-    body = f"providers:\n  - id: h\n    name: H\n    sources:\n      - kind: dicom-table\n        path: {table}\n        dataset_column: collection_id\n"
+    body = "providers:\n" + one_source(
+        "h", f"kind: dicom-table\n        path: {table}\n        dataset_column: collection_id"
+    )
     assert harvest(catalogue, load_providers(providers_file(tmp_path, body))).ok
     catalogue.close()
     raw = b"".join(p.read_bytes() for p in (catalogue.settings.data_dir).rglob("*") if p.is_file())

@@ -48,7 +48,14 @@ def test_sources_are_a_discriminated_union(tmp_path: Path) -> None:
         (GOOD.replace("        dataset: lung-ct\n", ""), 7, "providers.0.sources.1.dicom-table"),
         (GOOD.replace("    name: Hospital B\n", ""), 10, "providers.1.name"),
         (GOOD.replace("id: hospital-a", "id: 'bad id!'"), 2, "providers.0.id"),
-        (GOOD.replace("        path: a/catalog.ttl\n", "        path: a/catalog.ttl\n        colour: red\n"), 7, "colour"),
+        (
+            GOOD.replace(
+                "        path: a/catalog.ttl\n",
+                "        path: a/catalog.ttl\n        colour: red\n",
+            ),
+            7,
+            "colour",
+        ),
     ],
 )
 def test_errors_name_line_and_field(tmp_path: Path, text: str, line: int, field: str) -> None:

@@ -9,11 +9,13 @@ from catalogue.services.disclosure import disclose
 
 def test_defaults_suppress_small_counts_and_round_the_rest() -> None:
     rules = DisclosureSettings()
-    assert rules.threshold == 10 and rules.rounding == 5
+    assert rules.threshold == 10
+    assert rules.rounding == 5
     assert disclose(0, rules).value == 0
     for count in range(1, 10):
         published = disclose(count, rules)
-        assert published.suppressed and published.value is None
+        assert published.suppressed
+        assert published.value is None
     assert disclose(10, rules).value == 10
     assert disclose(12, rules).value == 10
     assert disclose(13, rules).value == 15
@@ -25,7 +27,8 @@ def test_exact_mode() -> None:
     rules = DisclosureSettings(threshold=1, rounding=1)
     for count in range(0, 50):
         published = disclose(count, rules)
-        assert published.value == count and not published.suppressed
+        assert published.value == count
+        assert not published.suppressed
         assert published.precision == "exact"
 
 
@@ -37,7 +40,8 @@ def test_exact_mode() -> None:
 def test_no_published_value_below_threshold(count: int, threshold: int, rounding: int) -> None:
     published = disclose(count, DisclosureSettings(threshold=threshold, rounding=rounding))
     if published.suppressed:
-        assert published.value is None and 0 < count < threshold
+        assert published.value is None
+        assert 0 < count < threshold
     else:
         assert published.value is not None
         assert published.value == 0 or published.value >= threshold

@@ -31,8 +31,15 @@ def test_age_in_years(raw: object, years: int | None) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "sex"),
-    [("F", Sex.FEMALE), ("m", Sex.MALE), (" O ", Sex.OTHER), ("0000", Sex.UNKNOWN),
-     ("U", Sex.UNKNOWN), ("6657", Sex.UNKNOWN), (None, Sex.UNKNOWN)],
+    [
+        ("F", Sex.FEMALE),
+        ("m", Sex.MALE),
+        (" O ", Sex.OTHER),
+        ("0000", Sex.UNKNOWN),
+        ("U", Sex.UNKNOWN),
+        ("6657", Sex.UNKNOWN),
+        (None, Sex.UNKNOWN),
+    ],
 )
 def test_sex_is_never_guessed(raw: object, sex: Sex) -> None:
     assert sex_code(raw) == sex

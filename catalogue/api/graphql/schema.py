@@ -79,9 +79,13 @@ class Query:
         found = info.context.view.dataset(str(provider), identifier)
         return Dataset.of(found) if found else None
 
-    @strawberry.field(description="How many subjects, studies and series match, per provider "
-                      "and per dataset; every count passes disclosure control.")
-    async def feasibility(self, info: strawberry.Info, query: FeasibilityQuery) -> FeasibilityResult:
+    @strawberry.field(
+        description="How many subjects, studies and series match, per provider "
+        "and per dataset; every count passes disclosure control."
+    )
+    async def feasibility(
+        self, info: strawberry.Info, query: FeasibilityQuery
+    ) -> FeasibilityResult:
         try:
             domain_query = query.to_domain()
         except ValidationError as exc:
@@ -90,8 +94,12 @@ class Query:
         answer = await asyncio.to_thread(service.run, domain_query)
         return FeasibilityResult(
             **counts(answer.total),
-            by_provider=[ProviderCounts(provider=Provider.of(p), **counts(c)) for p, c in answer.by_provider],
-            by_dataset=[DatasetCounts(dataset=Dataset.of(d), **counts(c)) for d, c in answer.by_dataset],
+            by_provider=[
+                ProviderCounts(provider=Provider.of(p), **counts(c)) for p, c in answer.by_provider
+            ],
+            by_dataset=[
+                DatasetCounts(dataset=Dataset.of(d), **counts(c)) for d, c in answer.by_dataset
+            ],
         )
 
 
@@ -108,13 +116,16 @@ class CatalogueSchema(strawberry.Schema):
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
         unexpected = [
-            e for e in errors if e.original_error is not None
-            and not isinstance(e.original_error, CatalogueError)
+            e
+            for e in errors
+            if e.original_error is not None and not isinstance(e.original_error, CatalogueError)
         ]
         if unexpected:
             super().process_errors(unexpected, execution_context)
 
 
-schema = CatalogueSchema(query=Query, extensions=[lambda: MaskErrors(should_mask_error=_should_mask)])
+schema = CatalogueSchema(
+    query=Query, extensions=[lambda: MaskErrors(should_mask_error=_should_mask)]
+)
 
 __all__ = ["Context", "Count", "schema"]

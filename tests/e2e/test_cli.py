@@ -1,0 +1,65 @@
+"""The `catalogue` command: failures exit non-zero with one line, never a traceback."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.integration.test_harvest import DATA, rows, series_table
+
+CLI = [sys.executable, "-c", "from catalogue.cli import main; main()"]
+
+
+def run(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "CATALOGUE_DATA_DIR": str(tmp_path / "data"), "COLUMNS": "200"}
+    env.pop("CATALOGUE_PROVIDERS", None)
+    return subprocess.run(
+        CLI + args, capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+
+
+def test_malformed_providers_file(tmp_path: Path) -> None:
+    bad = tmp_path / "providers.yaml"
+    bad.write_text(
+        "providers:\n  - id: a\n    name: A\n    sources:\n      - kind: ftp\n        path: x\n"
+    )
+    result = run(["harvest", "--providers", str(bad)], tmp_path)
+    assert result.returncode == 1
+    assert f"{bad}:5: providers.0.sources.0" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_missing_providers_option(tmp_path: Path) -> None:
+    result = run(["harvest"], tmp_path)
+    assert result.returncode == 1
+    assert "no providers file" in result.stderr
+
+
+def test_harvest_reports_failures_and_keeps_going(tmp_path: Path) -> None:
+    table = series_table(tmp_path / "series.parquet", rows(3))
+    providers = tmp_path / "providers.yaml"
+    providers.write_text(f"""providers:
+  - id: broken
+    name: Broken
+    sources:
+      - kind: dcat
+        path: {DATA / "truncated_piveau_catalog.ttl"}
+  - id: good
+    name: Good
+    sources:
+      - kind: dicom-table
+        path: {table}
+        dataset: d
+""")
+    result = run(["harvest", "--providers", str(providers)], tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "failed" in result.stderr
+    assert "not valid turtle" in result.stderr
+    assert "Traceback" not in result.stderr
+    good = run(["harvest", "--providers", str(providers), "--provider", "good"], tmp_path)
+    assert good.returncode == 0, good.stderr
+    unknown = run(["harvest", "--providers", str(providers), "--provider", "nope"], tmp_path)
+    assert unknown.returncode == 1
+    assert "unknown provider 'nope'" in unknown.stderr
