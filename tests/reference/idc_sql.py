@@ -78,7 +78,7 @@ aged AS (
         END AS age_years
     FROM parsed
 ),
-series_rows AS (
+series_rows AS {materialized}(
     SELECT * EXCLUDE (age_years), CASE WHEN age_years <= 150 THEN age_years END AS age
     FROM aged
 )"""
@@ -128,8 +128,10 @@ def build_reference_sql(
     if scope.datasets:
         in_scope.append(sql.one_of("dataset", "datasets", scope.datasets))
 
+    # Subject sex reads beyond the dataset scope, so the parsed rows are then used twice.
+    materialized = "MATERIALIZED " if query.subject.sex else ""
     ctes = [
-        _ROWS,
+        _ROWS.replace("{materialized}", materialized),
         f"""
 scoped AS MATERIALIZED (
     SELECT provider, dataset, patient, study, age, modality, body_part, manufacturer
