@@ -115,7 +115,11 @@ def as_counts(cell: dict[str, Any]) -> ExactCounts:
 def test_demo_harvested_every_series(idc_demo: IdcDemo) -> None:
     assert idc_demo.report.ok, idc_demo.report.failed
     harvested = sum(s.series for s in idc_demo.report.sources)
-    expected = duckdb.sql(f"SELECT count(*) FROM read_parquet('{idc_demo.parquet}')").fetchone()
+    expected = (
+        duckdb.connect()
+        .execute("SELECT count(*) FROM read_parquet(?)", [str(idc_demo.parquet)])
+        .fetchone()
+    )
     assert expected is not None and harvested == expected[0] == 1_044_191
     assert sum(s.datasets for s in idc_demo.report.sources) == 179
 

@@ -179,7 +179,9 @@ age_ok AS (
         predicate = _item_predicate(sql, index, item, "u")
         hits.append(predicate)
         ctes.append(f"""
-item{index}_ok AS (SELECT DISTINCT provider, dataset, patient FROM scoped AS u WHERE {predicate})""")
+item{index}_ok AS (
+    SELECT DISTINCT provider, dataset, patient FROM scoped AS u WHERE {predicate}
+)""")
         sets.append(f"item{index}_ok")
 
     # A subject qualifies in a collection when every criterion holds on that collection's
