@@ -121,6 +121,17 @@ class DicomTableHarvester:
         return report
 
 
+def _count(value: object) -> int | None:
+    """A non-negative whole count from an int, a float or a text such as '12' or '12.0'."""
+    try:
+        number = float(str(value))
+    except ValueError:
+        return None
+    if number != number or number < 0 or number > 2**31 - 1 or number != int(number):
+        return None
+    return int(number)
+
+
 class _FeatureBuilder:
     """Turns raw rows into SERIES_SCHEMA batches; caches pseudonyms of repeated identifiers."""
 
@@ -181,6 +192,5 @@ class _FeatureBuilder:
             out["modality"].append(coded(modalities[i]))
             out["body_part"].append(coded(parts[i]))
             out["manufacturer"].append(free_text(makers[i]))
-            count = counts[i]
-            out["instances"].append(int(str(count)) if count not in (None, "") else None)
+            out["instances"].append(_count(counts[i]))
         return pa.RecordBatch.from_pydict(out, schema=SERIES_SCHEMA)

@@ -48,6 +48,12 @@ class FeasibilityService:
         unknown = [p for p in query.datasets.providers if p not in known]
         if unknown:
             raise QueryError(f"unknown provider(s): {', '.join(unknown)}")
+        if query.datasets.datasets:
+            catalogued = {identifier for _, identifier in self.view.datasets_by_key()}
+            catalogued |= {identifier for _, identifier in self.view.catalogue.cohort.scopes()}
+            missing = [d for d in query.datasets.datasets if d not in catalogued]
+            if missing:
+                raise QueryError(f"unknown dataset(s): {', '.join(missing)}")
         exact = self.view.catalogue.cohort.count(query)
         by_dataset = []
         for (provider_id, identifier), counts in exact.by_dataset.items():

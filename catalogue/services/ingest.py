@@ -5,6 +5,7 @@ A source that fails is reported and keeps what it had; the other sources and pro
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ from catalogue.domain.identifiers import provider_graph as provider_graph_name
 from catalogue.domain.models import Dataset, Provider
 from catalogue.exceptions import CatalogueError, ConfigError
 from catalogue.services.runtime import Catalogue
+
+log = logging.getLogger(__name__)
 
 ProgressHook = Callable[[str, int], None]
 """Called with a label and a number of rows done, for progress bars."""
@@ -99,6 +102,10 @@ def _harvest_source(
         return harvester.harvest(source, ctx, _Sink(catalogue, provider.id, source_id, progress))
     except CatalogueError as exc:
         return SourceReport(provider.id, source_id, source.kind, ok=False, error=str(exc))
+    except Exception as exc:  # a harvester bug or odd data must not stop the other sources
+        log.exception("source %s/%s failed unexpectedly", provider.id, source_id)
+        error = f"unexpected {type(exc).__name__}: {exc}"
+        return SourceReport(provider.id, source_id, source.kind, ok=False, error=error)
 
 
 def harvest(

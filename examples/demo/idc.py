@@ -124,6 +124,11 @@ def group_of(tumor_locations: str | None) -> Group:
     return OTHER
 
 
+def _sql_string(path: Path) -> str:
+    """A path as an SQL string literal (COPY TO takes no bound parameter)."""
+    return "'" + str(path).replace("'", "''") + "'"
+
+
 def _split(value: str | None) -> tuple[str, ...]:
     parts = (p.strip() for p in (value or "").split(","))
     return tuple(dict.fromkeys(p for p in parts if p))
@@ -194,7 +199,7 @@ def build(out: Path, force: bool = False) -> Path:
         con.execute(
             f"COPY (SELECT {', '.join(SERIES_COLUMNS)} FROM read_parquet($1) "
             "WHERE list_contains($2, collection_id) ORDER BY collection_id, PatientID) "
-            f"TO '{folder / 'series.parquet'}' (FORMAT parquet, COMPRESSION zstd)",
+            f"TO {_sql_string(folder / 'series.parquet')} (FORMAT parquet, COMPRESSION zstd)",
             [str(series_path), ids],
         )
         providers_yaml.append(

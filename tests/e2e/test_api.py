@@ -130,3 +130,8 @@ def test_errors_are_clear(client: TestClient, query: str, message: str) -> None:
     errors = gql(client, query)["errors"]
     assert message in errors[0]["message"]
     assert "Traceback" not in str(errors)
+
+
+def test_unknown_dataset_is_an_error(client: TestClient) -> None:
+    query = '{ feasibility(query: { datasets: { datasets: ["lung-ct", "atlantis"] } }) { subjects { value } } }'  # noqa: E501
+    assert gql(client, query)["errors"][0]["message"] == "unknown dataset(s): atlantis"

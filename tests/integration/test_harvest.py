@@ -219,3 +219,39 @@ def test_no_identifier_reaches_the_index(tmp_path: Path, catalogue: Catalogue) -
     raw = b"".join(p.read_bytes() for p in (catalogue.settings.data_dir).rglob("*") if p.is_file())
     for secret in (b"Doe^Jane", b"1.2.P.3", b"20210305", b"P11"):
         assert secret not in raw, secret
+
+
+def test_odd_values_do_not_stop_other_providers(tmp_path: Path, catalogue: Catalogue) -> None:
+    odd = tmp_path / "odd.csv"
+    odd.write_text(
+        "PatientID,StudyInstanceUID,SeriesInstanceUID,instanceCount\n"
+        "A,1,1.1,12.0\nB,2,2.1,many\nC,3,3.1,-4\n"
+    )
+    other = series_table(tmp_path / "other.parquet", rows(3))
+    body = "providers:\n" + one_source(
+        "a", f"kind: dicom-table\n        path: {odd}\n        dataset: d"
+    )
+    body += one_source("b", f"kind: dicom-table\n        path: {other}\n        dataset: d")
+    report = harvest(catalogue, load_providers(providers_file(tmp_path, body)))
+    assert report.ok, report.failed
+    assert [s.series for s in report.sources] == [3, 6]
+
+
+def test_unexpected_error_in_a_harvester_is_isolated(
+    tmp_path: Path, catalogue: Catalogue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from harvesters.dcat_files import DcatFileHarvester
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("bug in a harvester")
+
+    monkeypatch.setattr(DcatFileHarvester, "harvest", broken)
+    table = series_table(tmp_path / "t.parquet", rows(2))
+    body = "providers:\n" + one_source(
+        "a", f"kind: dcat\n        path: {DATA / 'valid_project.ttl'}"
+    )
+    body += one_source("b", f"kind: dicom-table\n        path: {table}\n        dataset: d")
+    report = harvest(catalogue, load_providers(providers_file(tmp_path, body)))
+    assert [s.ok for s in report.sources] == [False, True]
+    assert report.sources[0].error == "unexpected RuntimeError: bug in a harvester"
+    assert catalogue.cohort.count(CohortQuery()).total.subjects == 2
