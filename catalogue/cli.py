@@ -14,8 +14,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from catalogue.config import Settings, load_providers, providers_json_schema
-from catalogue.exceptions import CatalogueError
+from catalogue.config import Settings, providers_json_schema, read_providers
+from catalogue.exceptions import CatalogueError, ConfigError
 from catalogue.services.ingest import HarvestReport, harvest
 from catalogue.services.runtime import open_catalogue
 
@@ -62,12 +62,17 @@ def _print_report(report: HarvestReport) -> None:
     console.print(table)
 
 
-def _harvest(settings: Settings, providers: Path, only: str | None) -> HarvestReport:
-    parsed = load_providers(providers)
+def _harvest(settings: Settings, providers: Path, only: str | None) -> bool:
+    """Harvest the valid providers of the file; False when anything failed."""
+    parsed, errors = read_providers(providers)
+    for error in errors:
+        console.print(f"[red]error:[/red] {error} (provider skipped)", soft_wrap=True)
+    if not parsed.providers:
+        raise ConfigError(f"{providers}: no valid provider to harvest")
     with open_catalogue(settings) as catalogue, _progress() as hook:
         report = harvest(catalogue, parsed, only=only, progress=hook)
     _print_report(report)
-    return report
+    return report.ok and not errors
 
 
 def _serve(settings: Settings, host: str, port: int) -> None:
@@ -89,8 +94,7 @@ def harvest_command(
     path = providers or settings.providers
     if path is None:
         raise CatalogueError("no providers file: give --providers or set CATALOGUE_PROVIDERS")
-    report = _harvest(settings, path, provider)
-    if not report.ok:
+    if not _harvest(settings, path, provider):
         raise typer.Exit(code=2)
 
 
@@ -145,7 +149,7 @@ def main() -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except CatalogueError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         sys.exit(1)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

@@ -65,54 +65,86 @@ class ProvidersFile(BaseModel):
 
 
 @cache
-def providers_file_model() -> type[ProvidersFile]:
-    """ProvidersFile whose sources are the discriminated union of the installed source kinds."""
+def provider_model() -> type[ProviderConfig]:
+    """ProviderConfig whose sources are the discriminated union of the installed source kinds."""
     kinds: list[type[SourceConfig]] = [
         plugins.load(plugins.HARVESTERS, name).config_model
         for name in plugins.available(plugins.HARVESTERS)
     ]
     union: Any = Annotated[Union[tuple(kinds)], Field(discriminator="kind")]  # noqa: UP007
-    provider: Any = create_model(
+    model: type[ProviderConfig] = create_model(
         "Provider", __base__=ProviderConfig, sources=(list[union], Field(default_factory=list))
     )
+    return model
+
+
+@cache
+def providers_file_model() -> type[ProvidersFile]:
+    """ProvidersFile over `provider_model()`, for validation and the exported JSON Schema."""
+    provider: Any = provider_model()
     model: type[ProvidersFile] = create_model(
         "ProvidersFile", __base__=ProvidersFile, providers=(list[provider], ...)
     )
     return model
 
 
-def load_providers(path: Path) -> ProvidersFile:
-    """Read and validate a providers file; errors name the line and the field."""
+def read_providers(path: Path) -> tuple[ProvidersFile, list[str]]:
+    """Read a providers file, keeping every valid provider; each invalid one gives an error
+    naming the line and the field. An unreadable file or a wrong top level is fatal."""
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read providers file: {exc.strerror or exc}") from exc
     try:
         root = yaml.compose(text)
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if root is None:
         raise ConfigError(f"{path}: the providers file is empty")
-    data = yaml.safe_load(text)
-    try:
-        parsed = providers_file_model().model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = tuple(first["loc"])
-        line = _line_of(root, loc)
-        field = ".".join(str(p) for p in loc) or "(top level)"
-        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise ConfigError(f"{path}:{line}: {field}: {first['msg']}{more}") from exc
-    ids = [p.id for p in parsed.providers]
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
-    if duplicates:
-        raise ConfigError(f"{path}: provider id used twice: {', '.join(duplicates)}")
+    if not isinstance(data, dict) or not isinstance(data.get("providers"), list):
+        line = root.start_mark.line + 1
+        raise ConfigError(f"{path}:{line}: providers: a list of providers is required")
+    extra = sorted(str(k) for k in data if k != "providers")
+    if extra:
+        line = _line_of(root, (extra[0],))
+        raise ConfigError(f"{path}:{line}: {extra[0]}: unknown top-level key")
+
+    valid: list[ProviderConfig] = []
+    errors: list[str] = []
+    seen: set[str] = set()
     base = path.parent.resolve()
-    for provider in parsed.providers:
+    for index, entry in enumerate(data["providers"]):
+        try:
+            provider = provider_model().model_validate(entry)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            loc = ("providers", index, *first["loc"])
+            more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+            field = ".".join(str(p) for p in loc)
+            errors.append(f"{path}:{_line_of(root, loc)}: {field}: {first['msg']}{more}")
+            continue
+        if provider.id in seen:
+            line = _line_of(root, ("providers", index, "id"))
+            errors.append(
+                f"{path}:{line}: providers.{index}.id: provider id used twice: {provider.id}"
+            )
+            continue
+        seen.add(provider.id)
         for source in provider.sources:
             for name, value in source:
-                if isinstance(value, Path) and not value.is_absolute() and "://" not in str(value):
+                if isinstance(value, Path) and not value.is_absolute():
                     setattr(source, name, base / value)
+        valid.append(provider)
+    return ProvidersFile(providers=valid), errors
+
+
+def load_providers(path: Path) -> ProvidersFile:
+    """Read a providers file strictly: any invalid provider is an error naming line and field."""
+    parsed, errors = read_providers(path)
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(errors[0] + more)
     return parsed
 
 

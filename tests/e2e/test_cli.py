@@ -63,3 +63,26 @@ def test_harvest_reports_failures_and_keeps_going(tmp_path: Path) -> None:
     unknown = run(["harvest", "--providers", str(providers), "--provider", "nope"], tmp_path)
     assert unknown.returncode == 1
     assert "unknown provider 'nope'" in unknown.stderr
+
+
+def test_malformed_provider_entry_skips_only_that_provider(tmp_path: Path) -> None:
+    table = series_table(tmp_path / "series.parquet", rows(3))
+    providers = tmp_path / "providers.yaml"
+    providers.write_text(f"""providers:
+  - id: typo
+    name: Typo
+    sources:
+      - kind: dicom-table
+        path: {table}
+  - id: good
+    name: Good
+    sources:
+      - kind: dicom-table
+        path: {table}
+        dataset: d
+""")
+    result = run(["harvest", "--providers", str(providers)], tmp_path)
+    assert result.returncode == 2
+    assert f"{providers}:5: providers.0.sources.0.dicom-table" in result.stderr
+    assert "provider skipped" in result.stderr
+    assert "good" in result.stderr and "ok" in result.stderr

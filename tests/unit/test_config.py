@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from catalogue import plugins
-from catalogue.config import Settings, load_providers
+from catalogue.config import Settings, load_providers, read_providers
 from catalogue.exceptions import ConfigError, PluginError
 from catalogue.services.runtime import open_catalogue
 from harvesters.dcat_files import DcatSource
@@ -106,3 +106,23 @@ def test_unknown_backend_fails_at_start(tmp_path: Path) -> None:
 def test_registered_names() -> None:
     assert plugins.available(plugins.HARVESTERS) == ["dcat", "dicom-table"]
     assert plugins.available(plugins.GRAPH_STORES) == ["oxigraph"]
+
+
+def test_one_bad_provider_does_not_hide_the_others(tmp_path: Path) -> None:
+    text = GOOD.replace("    name: Hospital B\n", "")
+    parsed, errors = read_providers(write(tmp_path, text))
+    assert [p.id for p in parsed.providers] == ["hospital-a"]
+    assert len(errors) == 1
+    assert "providers.yaml:10: providers.1.name: Field required" in errors[0]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("- just a list\n", "providers.yaml:1: providers: a list of providers is required"),
+        ("providers: []\nextras: 1\n", "providers.yaml:2: extras: unknown top-level key"),
+    ],
+)
+def test_wrong_top_level_is_fatal(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        read_providers(write(tmp_path, text))
