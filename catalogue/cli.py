@@ -16,7 +16,7 @@ from rich.table import Table
 
 from catalogue.config import Settings, providers_json_schema, read_providers
 from catalogue.exceptions import CatalogueError, ConfigError
-from catalogue.services.ingest import HarvestReport, harvest
+from catalogue.services.ingest import HarvestReport, harvest, reindex_all
 from catalogue.services.runtime import open_catalogue
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
@@ -96,6 +96,15 @@ def harvest_command(
         raise CatalogueError("no providers file: give --providers or set CATALOGUE_PROVIDERS")
     if not _harvest(settings, path, provider):
         raise typer.Exit(code=2)
+
+
+@app.command("reindex")
+def reindex_command() -> None:
+    """Rebuild the datasets index from the graph store (the source of truth)."""
+    with open_catalogue(Settings()) as catalogue:
+        counts = reindex_all(catalogue)
+    for provider, n in counts.items():
+        console.print(f"{provider}: {n} datasets indexed")
 
 
 @app.command("serve")

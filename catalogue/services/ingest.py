@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 import pyarrow as pa
 
@@ -145,6 +146,13 @@ def stored_datasets(catalogue: Catalogue, provider_id: str) -> list[Dataset]:
         graph = catalogue.store.graph(name)
         out.extend(parse_dataset(graph, node, provider_id) for node in dataset_nodes(graph))
     return out
+
+
+def reindex_all(catalogue: Catalogue) -> dict[str, int]:
+    """Rebuild the datasets index of every provider in the store; datasets per provider."""
+    prefix = provider_graph_name("")
+    providers = [name.removeprefix(prefix) for name in catalogue.store.graph_names(prefix)]
+    return {unquote(p): reindex_provider(catalogue, unquote(p)) for p in providers}
 
 
 def reindex_provider(catalogue: Catalogue, provider_id: str) -> int:

@@ -20,22 +20,12 @@ import yaml
 from catalogue.dcat.serialiser import catalogue_graph
 from catalogue.domain.models import Dataset, Provider
 from catalogue.exceptions import ConfigError
+from harvesters.dicom_table import OPTIONAL, REQUIRED
 
 BASE_IRI = "https://w3id.org/cancer-imaging-catalogue/demo/"
 ACCESS_RIGHTS = "http://publications.europa.eu/resource/authority/access-right/"
-SERIES_COLUMNS = (
-    "collection_id",
-    "PatientID",
-    "StudyInstanceUID",
-    "SeriesInstanceUID",
-    "PatientSex",
-    "PatientAge",
-    "StudyDate",
-    "Modality",
-    "BodyPartExamined",
-    "Manufacturer",
-    "instanceCount",
-)
+SERIES_COLUMNS = ("collection_id", *REQUIRED, *OPTIONAL)
+"""What each provider's series table holds: the dicom-table columns, and the dataset column."""
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.integration.test_harvest import DATA, rows, series_table
+from tests.integration.test_harvest import DATA, one_source, rows, series_table
 
 CLI = [sys.executable, "-c", "from catalogue.cli import main; main()"]
 
@@ -40,19 +40,11 @@ def test_missing_providers_option(tmp_path: Path) -> None:
 def test_harvest_reports_failures_and_keeps_going(tmp_path: Path) -> None:
     table = series_table(tmp_path / "series.parquet", rows(3))
     providers = tmp_path / "providers.yaml"
-    providers.write_text(f"""providers:
-  - id: broken
-    name: Broken
-    sources:
-      - kind: dcat
-        path: {DATA / "truncated_piveau_catalog.ttl"}
-  - id: good
-    name: Good
-    sources:
-      - kind: dicom-table
-        path: {table}
-        dataset: d
-""")
+    providers.write_text(
+        "providers:\n"
+        + one_source("broken", f"kind: dcat\n        path: {DATA / 'truncated_piveau_catalog.ttl'}")
+        + one_source("good", f"kind: dicom-table\n        path: {table}\n        dataset: d")
+    )
     result = run(["harvest", "--providers", str(providers)], tmp_path)
     assert result.returncode == 2, result.stderr
     assert "failed" in result.stderr
@@ -68,19 +60,11 @@ def test_harvest_reports_failures_and_keeps_going(tmp_path: Path) -> None:
 def test_malformed_provider_entry_skips_only_that_provider(tmp_path: Path) -> None:
     table = series_table(tmp_path / "series.parquet", rows(3))
     providers = tmp_path / "providers.yaml"
-    providers.write_text(f"""providers:
-  - id: typo
-    name: Typo
-    sources:
-      - kind: dicom-table
-        path: {table}
-  - id: good
-    name: Good
-    sources:
-      - kind: dicom-table
-        path: {table}
-        dataset: d
-""")
+    providers.write_text(
+        "providers:\n"
+        + one_source("typo", f"kind: dicom-table\n        path: {table}")
+        + one_source("good", f"kind: dicom-table\n        path: {table}\n        dataset: d")
+    )
     result = run(["harvest", "--providers", str(providers)], tmp_path)
     assert result.returncode == 2
     assert f"{providers}:5: providers.0.sources.0.dicom-table" in result.stderr

@@ -256,3 +256,19 @@ def test_unexpected_error_in_a_harvester_is_isolated(
     assert [s.ok for s in report.sources] == [False, True]
     assert report.sources[0].error == "unexpected RuntimeError: bug in a harvester"
     assert catalogue.cohort.count(CohortQuery()).total.subjects == 2
+
+
+def test_reindex_rebuilds_the_datasets_index_from_the_store(
+    tmp_path: Path, catalogue: Catalogue
+) -> None:
+    from catalogue.services.ingest import reindex_all
+
+    body = "providers:\n" + one_source(
+        "p", f"kind: dcat\n        path: {DATA / 'valid_project.ttl'}"
+    )
+    assert harvest(catalogue, load_providers(providers_file(tmp_path, body))).ok
+    expected = catalogue.datasets.all()
+    catalogue.datasets.replace_provider("p", [])
+    assert catalogue.datasets.all() == []
+    assert reindex_all(catalogue) == {"p": len(expected)}
+    assert catalogue.datasets.all() == expected
