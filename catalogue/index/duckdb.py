@@ -1,8 +1,9 @@
 """CohortIndex on DuckDB on disk: one columnar row per series, exact counts by SQL.
 
-Exists-semantics are evaluated in one grouped pass: each row carries a flag per criterion, a
-subject matches when every flag holds on at least one of its rows (`bool_or`), and studies and
-series are counted by a semi-join of the matching subjects back onto the matching rows.
+Exists-semantics are evaluated in one grouped pass: each row carries a flag per criterion, rolled
+up with `bool_or` per study, then per (subject, dataset); a subject matches when every flag holds
+on at least one of its rows, and studies and series are counted by a semi-join of the matching
+subjects back onto the per-study roll-up (which carries the number of matching series).
 """
 
 from __future__ import annotations
@@ -88,27 +89,35 @@ def build_count_sql(query: CohortQuery) -> tuple[str, list[Any]]:
     flags.extend(items)
     hit = " OR ".join(items) if items else "TRUE"
 
-    columns = ", ".join(f"{expr} AS f{i}" for i, expr in enumerate(flags))
+    columns = "".join(f", {expr} AS f{i}" for i, expr in enumerate(flags))
+    rolled = "".join(f", bool_or(f{i}) AS f{i}" for i in range(len(flags)))
     having = " AND ".join(f"bool_or(f{i})" for i in range(len(flags))) or "TRUE"
+    every = " AND ".join(f"f{i}" for i in range(len(flags))) or "TRUE"
     sql = f"""
-WITH scoped AS MATERIALIZED (
-    SELECT provider, dataset, subject, study, ({hit}) AS hit{", " + columns if columns else ""}
+WITH scoped AS (
+    SELECT provider, dataset, subject, study, ({hit}) AS hit{columns}
     FROM series WHERE {" AND ".join(where)}
 ),
-subj AS (SELECT provider, subject FROM scoped GROUP BY provider, subject HAVING {having}),
-subj_ds AS (
-    SELECT provider, dataset, subject FROM scoped
-    GROUP BY provider, dataset, subject HAVING {having}
+per_study AS (
+    SELECT provider, dataset, subject, study, count(*) FILTER (WHERE hit) AS hits{rolled}
+    FROM scoped GROUP BY provider, dataset, subject, study
 ),
+per_dataset AS (
+    SELECT provider, dataset, subject{rolled} FROM per_study GROUP BY provider, dataset, subject
+),
+subj AS (SELECT provider, subject FROM per_dataset GROUP BY provider, subject HAVING {having}),
+subj_ds AS (SELECT provider, dataset, subject FROM per_dataset WHERE {every}),
 p_subjects AS (SELECT provider, count(*) AS n FROM subj GROUP BY provider),
 p_rows AS (
-    SELECT provider, count(DISTINCT study) AS studies, count(*) AS series
-    FROM scoped SEMI JOIN subj USING (provider, subject) WHERE hit GROUP BY provider
+    SELECT provider, count(DISTINCT study) FILTER (WHERE hits > 0) AS studies,
+           sum(hits) AS series
+    FROM per_study SEMI JOIN subj USING (provider, subject) GROUP BY provider
 ),
 d_subjects AS (SELECT provider, dataset, count(*) AS n FROM subj_ds GROUP BY provider, dataset),
 d_rows AS (
-    SELECT provider, dataset, count(DISTINCT study) AS studies, count(*) AS series
-    FROM scoped SEMI JOIN subj_ds USING (provider, dataset, subject) WHERE hit
+    SELECT provider, dataset, count(DISTINCT study) FILTER (WHERE hits > 0) AS studies,
+           sum(hits) AS series
+    FROM per_study SEMI JOIN subj_ds USING (provider, dataset, subject)
     GROUP BY provider, dataset
 )
 SELECT provider, NULL AS dataset, coalesce(s.n, 0), coalesce(r.studies, 0), coalesce(r.series, 0)
