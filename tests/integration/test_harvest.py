@@ -272,3 +272,29 @@ def test_reindex_rebuilds_the_datasets_index_from_the_store(
     assert catalogue.datasets.all() == []
     assert reindex_all(catalogue) == {"p": len(expected)}
     assert catalogue.datasets.all() == expected
+
+
+@pytest.mark.parametrize(
+    ("suffix", "fmt"), [(".rdf", "xml"), (".jsonld", "json-ld"), (".nt", "nt")]
+)
+def test_every_serialisation_harvests_the_same(
+    tmp_path: Path, catalogue: Catalogue, suffix: str, fmt: str
+) -> None:
+    source = Graph().parse(DATA / "xnat_integration_test.ttl")
+    converted = tmp_path / f"catalogue{suffix}"
+    converted.write_text(source.serialize(format=fmt))
+    body = "providers:\n" + one_source("p", f"kind: dcat\n        path: {converted}")
+    assert harvest(catalogue, load_providers(providers_file(tmp_path, body))).ok
+    got = {d.identifier: d.title for d in catalogue.datasets.all()}
+    assert got == sparql_datasets(DATA / "xnat_integration_test.ttl")
+
+
+def test_remote_jsonld_context_is_a_clean_error(tmp_path: Path, catalogue: Catalogue) -> None:
+    remote = tmp_path / "remote.jsonld"
+    remote.write_text(
+        '{"@context": "https://example.org/context.jsonld", "@id": "x", "title": "y"}'
+    )
+    body = "providers:\n" + one_source("p", f"kind: dcat\n        path: {remote}")
+    report = harvest(catalogue, load_providers(providers_file(tmp_path, body)))
+    assert not report.ok
+    assert "remote.jsonld: not valid json-ld" in (report.sources[0].error or "")
