@@ -1,5 +1,7 @@
 """The one exception hierarchy of the catalogue; the API maps it to errors in one place."""
 
+from __future__ import annotations
+
 
 class CatalogueError(Exception):
     """Base of every error the catalogue raises on purpose."""
@@ -23,6 +25,17 @@ class UnreadableSourceError(HarvestError):
 
 class StoreError(CatalogueError):
     """A graph store or index failed."""
+
+    @classmethod
+    def cannot_open(cls, what: str, path: object, cause: Exception) -> StoreError:
+        """Opening failed; a held lock means another process has the data folder open."""
+        text = str(cause)
+        hint = (
+            " (another catalogue process, such as `catalogue serve`, is using this data folder)"
+            if "lock" in text.casefold()
+            else ""
+        )
+        return cls(f"cannot open the {what} at {path}: {text}{hint}")
 
 
 class QueryError(CatalogueError):

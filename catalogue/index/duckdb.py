@@ -137,7 +137,7 @@ class DuckDBCohortIndex:
         try:
             self._con = duckdb.connect(str(path / "cohort.duckdb"))
         except duckdb.Error as exc:
-            raise StoreError(f"cannot open the DuckDB cohort index at {path}: {exc}") from exc
+            raise StoreError.cannot_open("DuckDB cohort index", path, exc) from exc
         self._con.execute(_DDL)
         self._lock = threading.Lock()
         self._scope_cache: list[tuple[str, str]] | None = None

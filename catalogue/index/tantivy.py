@@ -35,7 +35,7 @@ class TantivyDatasetIndex:
         try:
             self._index = tantivy.Index(_schema(), path=str(path), reuse=True)
         except ValueError as exc:
-            raise StoreError(f"cannot open the tantivy index at {path}: {exc}") from exc
+            raise StoreError.cannot_open("tantivy index", path, exc) from exc
         self._lock = threading.Lock()
 
     def replace_provider(self, provider_id: str, datasets: list[Dataset]) -> None:

@@ -20,7 +20,7 @@ class OxigraphGraphStore:
         try:
             self._ox = ox.Store(str(path))
         except OSError as exc:
-            raise StoreError(f"cannot open the Oxigraph store at {path}: {exc}") from exc
+            raise StoreError.cannot_open("Oxigraph store", path, exc) from exc
         self.dataset = Dataset(store=OxigraphStore(store=self._ox))
 
     def replace_graphs(self, graphs: dict[str, Graph], drop_prefix: str | None = None) -> None:

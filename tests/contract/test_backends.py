@@ -166,3 +166,29 @@ def test_cohort_replace_is_per_source_and_atomic(cohort_index) -> None:  # type:
     cohort_index.replace_source("p", "s1", [])
     assert cohort_index.count(CohortQuery()).total.series == 4
     assert cohort_index.scopes() == [("p", "d1"), ("p", "d2")]
+
+
+def test_a_second_process_gets_a_clear_error(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    cls = plugins.load(plugins.GRAPH_STORES, "oxigraph")
+    holder = cls(tmp_path / "store")
+    try:
+        probe = (
+            "import sys; from pathlib import Path; from catalogue.exceptions import StoreError\n"
+            "from catalogue.store.oxigraph import OxigraphGraphStore\n"
+            "try:\n    OxigraphGraphStore(Path(sys.argv[1]))\n"
+            "except StoreError as exc:\n    print(exc)\n"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", probe, str(tmp_path / "store")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+    finally:
+        holder.close()
+    assert "cannot open the Oxigraph store" in out
+    assert "another catalogue process" in out
