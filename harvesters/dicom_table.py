@@ -18,18 +18,13 @@ from pydantic import Field, model_validator
 
 from catalogue.domain.harvest import HarvestContext, HarvestSink, SourceConfig, SourceReport
 from catalogue.exceptions import UnreadableSourceError
-from catalogue.imaging.features import SERIES_SCHEMA
-from catalogue.imaging.normalise import age_in_years, coded, free_text, sex_code, year_of
+from catalogue.imaging.features import READ_KEYWORDS, SeriesRows
 
 REQUIRED = ("PatientID", "StudyInstanceUID", "SeriesInstanceUID")
 OPTIONAL = (
-    "PatientSex",
-    "PatientAge",
-    "StudyDate",
-    "Modality",
-    "BodyPartExamined",
-    "Manufacturer",
+    *(k for k in READ_KEYWORDS if k not in REQUIRED),
     "instanceCount",
+    "ReferencedSeriesUID",
 )
 BATCH_ROWS = 65_536
 
@@ -121,19 +116,8 @@ class DicomTableHarvester:
         return report
 
 
-def _count(value: object) -> int | None:
-    """A non-negative whole count from an int, a float or a text such as '12' or '12.0'."""
-    try:
-        number = float(str(value))
-    except ValueError:
-        return None
-    if number != number or number < 0 or number > 2**31 - 1 or number != int(number):
-        return None
-    return int(number)
-
-
 class _FeatureBuilder:
-    """Turns raw rows into SERIES_SCHEMA batches; caches pseudonyms of repeated identifiers."""
+    """Turns raw table batches into SERIES_SCHEMA batches through the shared SeriesRows."""
 
     def __init__(
         self,
@@ -142,55 +126,21 @@ class _FeatureBuilder:
         name: dict[str, str],
         report: SourceReport,
     ) -> None:
-        self._pseudo = ctx.pseudonymise
+        self._rows = SeriesRows(ctx.pseudonymise)
         self._source = source
         self._name = name
         self._report = report
-        self._cache: dict[str, int] = {}
-
-    def _pseudonym(self, value: str) -> int:
-        found = self._cache.get(value)
-        if found is None:
-            found = self._cache[value] = self._pseudo(value)
-            if len(self._cache) > 2_000_000:
-                self._cache.clear()
-        return found
 
     def batch(self, raw: pa.RecordBatch) -> pa.RecordBatch:
         data = raw.to_pydict()
         n = raw.num_rows
-
-        def column(keyword: str) -> list[object]:
-            values: list[object] = data.get(self._name[keyword], [None] * n)
-            return values
-
-        patients, studies, series = (
-            column("PatientID"),
-            column("StudyInstanceUID"),
-            column("SeriesInstanceUID"),
-        )
+        columns = {k: data[c] for k, c in self._name.items() if c in data}
         if self._source.dataset_column:
-            datasets = data[self._source.dataset_column]
+            datasets: list[object] = data[self._source.dataset_column]
         else:
             datasets = [self._source.dataset] * n
-        sexes, ages, dates = column("PatientSex"), column("PatientAge"), column("StudyDate")
-        modalities, parts = column("Modality"), column("BodyPartExamined")
-        makers, counts = column("Manufacturer"), column("instanceCount")
-        out: dict[str, list[object]] = {f: [] for f in SERIES_SCHEMA.names}
         for i in range(n):
-            patient, study, uid, dataset = patients[i], studies[i], series[i], datasets[i]
-            if not (patient and study and uid and dataset):
-                self._report.skip("missing identifier or dataset")
-                continue
-            out["dataset"].append(str(dataset))
-            out["subject"].append(self._pseudonym(str(patient)))
-            out["study"].append(self._pseudonym(str(study)))
-            out["series"].append(self._pseudo(str(uid)))
-            out["sex"].append(sex_code(sexes[i]).value)
-            out["age"].append(age_in_years(ages[i]))
-            out["study_year"].append(year_of(dates[i]))
-            out["modality"].append(coded(modalities[i]))
-            out["body_part"].append(coded(parts[i]))
-            out["manufacturer"].append(free_text(makers[i]))
-            out["instances"].append(_count(counts[i]))
-        return pa.RecordBatch.from_pydict(out, schema=SERIES_SCHEMA)
+            skipped = self._rows.add(datasets[i], {k: v[i] for k, v in columns.items()})
+            if skipped:
+                self._report.skip(skipped)
+        return self._rows.take()

@@ -1,12 +1,25 @@
-"""The series-feature record every DICOM source produces, as an Arrow schema.
+"""The series-feature record every DICOM source produces, and the one builder that makes it.
 
-One row per series. Identifiers are keyed pseudonyms; no name, identifier or date beyond the
-year is ever part of it.
+One row per series. Identifiers are keyed pseudonyms; the record is an allow-list: no name,
+identifier, UID in clear, birth date, exact date, institution or free text is ever part of it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+
 import pyarrow as pa
+
+from catalogue.imaging.normalise import (
+    age_from_dates,
+    age_in_years,
+    coded,
+    count_of,
+    decimal_of,
+    free_text,
+    sex_code,
+    year_of,
+)
 
 SERIES_SCHEMA = pa.schema(
     [
@@ -21,8 +34,121 @@ SERIES_SCHEMA = pa.schema(
         pa.field("body_part", pa.string()),
         pa.field("manufacturer", pa.string()),
         pa.field("instances", pa.int32()),
+        pa.field("model", pa.string()),
+        pa.field("slice_thickness", pa.float32()),
+        pa.field("pixel_spacing", pa.float32()),
+        pa.field("field_strength", pa.float32()),
+        pa.field("contrast", pa.bool_()),
+        pa.field("sop_class", pa.string()),
+        pa.field("is_annotation", pa.bool_(), nullable=False),
+        pa.field("annotated_series", pa.int64()),
     ]
 )
 """Columns of a series-feature batch, in order."""
 
 FEATURE_COLUMNS = tuple(SERIES_SCHEMA.names)
+ANNOTATION_MODALITIES = frozenset({"SEG", "RTSTRUCT", "SR"})
+
+READ_KEYWORDS = (
+    "PatientID",
+    "StudyInstanceUID",
+    "SeriesInstanceUID",
+    "PatientSex",
+    "PatientAge",
+    "PatientBirthDate",
+    "StudyDate",
+    "Modality",
+    "BodyPartExamined",
+    "Manufacturer",
+    "ManufacturerModelName",
+    "SliceThickness",
+    "PixelSpacing",
+    "MagneticFieldStrength",
+    "ContrastBolusAgent",
+    "SOPClassUID",
+)
+"""DICOM attributes a feature is derived from; `instanceCount` and `ReferencedSeriesUID` are
+source-level extras (the number of instances, and the series an annotation refers to)."""
+
+
+class SeriesRows:
+    """Accumulates series features from raw DICOM attribute values, pseudonymising on the way.
+
+    `add` takes a mapping of DICOM keyword to raw value (strings, numbers or pydicom values);
+    birth and study dates only serve to compute an age and the study year, then are dropped.
+    """
+
+    def __init__(self, pseudonymise: Callable[[str], int], cache_limit: int = 2_000_000) -> None:
+        self._pseudo = pseudonymise
+        self._cache: dict[str, int] = {}
+        self._cache_limit = cache_limit
+        self._rows: dict[str, list[object]] = {f: [] for f in FEATURE_COLUMNS}
+
+    def __len__(self) -> int:
+        return len(self._rows["series"])
+
+    def _pseudonym(self, value: str) -> int:
+        found = self._cache.get(value)
+        if found is None:
+            if len(self._cache) >= self._cache_limit:
+                self._cache.clear()
+            found = self._cache[value] = self._pseudo(value)
+        return found
+
+    def add(self, dataset: object, attrs: Mapping[str, object]) -> str | None:
+        """Add one series; return the reason it was skipped, or None when added."""
+        patient, study, series = (
+            _text(attrs.get("PatientID")),
+            _text(attrs.get("StudyInstanceUID")),
+            _text(attrs.get("SeriesInstanceUID")),
+        )
+        if not (patient and study and series and _text(dataset)):
+            return "missing identifier or dataset"
+        modality = coded(attrs.get("Modality"))
+        referenced = _text(attrs.get("ReferencedSeriesUID"))
+        age = age_in_years(attrs.get("PatientAge"))
+        if age is None:
+            age = age_from_dates(attrs.get("PatientBirthDate"), attrs.get("StudyDate"))
+        contrast_agent = attrs.get("ContrastBolusAgent")
+        row = self._rows
+        row["dataset"].append(str(dataset))
+        row["subject"].append(self._pseudonym(patient))
+        row["study"].append(self._pseudonym(study))
+        row["series"].append(self._pseudo(series))
+        row["sex"].append(sex_code(attrs.get("PatientSex")).value)
+        row["age"].append(age)
+        row["study_year"].append(year_of(attrs.get("StudyDate")))
+        row["modality"].append(modality)
+        row["body_part"].append(coded(attrs.get("BodyPartExamined")))
+        row["manufacturer"].append(free_text(attrs.get("Manufacturer")))
+        row["instances"].append(count_of(attrs.get("instanceCount")))
+        row["model"].append(free_text(attrs.get("ManufacturerModelName")))
+        row["slice_thickness"].append(decimal_of(attrs.get("SliceThickness")))
+        row["pixel_spacing"].append(decimal_of(attrs.get("PixelSpacing")))
+        row["field_strength"].append(decimal_of(attrs.get("MagneticFieldStrength")))
+        row["contrast"].append(None if contrast_agent is None else bool(_text(contrast_agent)))
+        row["sop_class"].append(_uid(attrs.get("SOPClassUID")))
+        row["is_annotation"].append(modality in ANNOTATION_MODALITIES)
+        row["annotated_series"].append(self._pseudo(referenced) if referenced else None)
+        return None
+
+    def take(self) -> pa.RecordBatch:
+        """The rows added since the last call, as one SERIES_SCHEMA batch."""
+        batch = pa.RecordBatch.from_pydict(self._rows, schema=SERIES_SCHEMA)
+        self._rows = {f: [] for f in FEATURE_COLUMNS}
+        return batch
+
+
+def _text(value: object) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _uid(value: object) -> str | None:
+    """A standard UID such as a SOP Class (never an instance UID): digits and dots only."""
+    text = _text(value)
+    if text is None or not all(c.isdigit() or c == "." for c in text) or len(text) > 64:
+        return None
+    return text

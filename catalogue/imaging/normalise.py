@@ -61,3 +61,55 @@ def year_of(value: object) -> int | None:
         return None
     year = int(value.strip()[:4])
     return year if 1800 <= year <= 2200 else None
+
+
+def age_from_dates(birth: object, study: object) -> int | None:
+    """Whole years between a birth date and a study date (YYYYMMDD); None when either is bad."""
+    born, seen = _date_parts(birth), _date_parts(study)
+    if born is None or seen is None or seen < born:
+        return None
+    years = seen[0] - born[0] - ((seen[1], seen[2]) < (born[1], born[2]))
+    return years if years <= 150 else None
+
+
+def _date_parts(value: object) -> tuple[int, int, int] | None:
+    if value is None:
+        return None
+    text = str(value).strip().replace("-", "")
+    if len(text) != 8 or not text.isdigit():
+        return None
+    year, month, day = int(text[:4]), int(text[4:6]), int(text[6:])
+    if not (1 <= month <= 12 and 1 <= day <= 31):
+        return None
+    return (year, month, day)
+
+
+def count_of(value: object) -> int | None:
+    """A non-negative whole count from an int, a float or a text such as '12' or '12.0'."""
+    if value is None:
+        return None
+    try:
+        number = float(str(value))
+    except ValueError:
+        return None
+    if number != number or number < 0 or number > 2**31 - 1 or number != int(number):
+        return None
+    return int(number)
+
+
+def decimal_of(value: object) -> float | None:
+    """A positive measurement (DS or FD): the first value of a multi-valued one (PixelSpacing)."""
+    if value is None:
+        return None
+    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+        items = list(value)  # type: ignore[call-overload]
+        if not items:
+            return None
+        value = items[0]
+    try:
+        number = float(str(value).split("\\")[0])
+    except ValueError:
+        return None
+    if number != number or number <= 0 or number > 1e6:
+        return None
+    return number

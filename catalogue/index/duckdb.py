@@ -39,6 +39,16 @@ CREATE TABLE IF NOT EXISTS series (
 )
 """
 
+_COLUMNS = ", ".join(SERIES_SCHEMA.names)
+_SQL_TYPES = {
+    "string": "VARCHAR",
+    "int64": "BIGINT",
+    "int32": "INTEGER",
+    "int16": "SMALLINT",
+    "float": "FLOAT",
+    "bool": "BOOLEAN",
+}
+
 _SUBJECT_SEX = """
 UPDATE series SET subject_sex = derived.sx
 FROM (
@@ -139,8 +149,22 @@ class DuckDBCohortIndex:
         except duckdb.Error as exc:
             raise StoreError.cannot_open("DuckDB cohort index", path, exc) from exc
         self._con.execute(_DDL)
+        self._migrate()
         self._lock = threading.Lock()
         self._scope_cache: list[tuple[str, str]] | None = None
+
+    def _migrate(self) -> None:
+        """Add feature columns that a newer SERIES_SCHEMA has and the file lacks."""
+        present = {
+            row[0]
+            for row in self._con.execute(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = 'series'"
+            ).fetchall()
+        }
+        for field in SERIES_SCHEMA:
+            if field.name not in present:
+                sql_type = _SQL_TYPES[str(field.type)]
+                self._con.execute(f"ALTER TABLE series ADD COLUMN {field.name} {sql_type}")
 
     def replace_source(
         self, provider_id: str, source_id: str, batches: Iterable[pa.RecordBatch]
@@ -158,8 +182,8 @@ class DuckDBCohortIndex:
                         batch = pa.Table.from_batches([batch]).cast(SERIES_SCHEMA).to_batches()[0]
                     con.register("incoming", batch)
                     con.execute(
-                        f"INSERT INTO series SELECT $1, $2, {', '.join(SERIES_SCHEMA.names)}, NULL "
-                        "FROM incoming",
+                        f"INSERT INTO series (provider, source, {_COLUMNS}) "
+                        f"SELECT $1, $2, {_COLUMNS} FROM incoming",
                         [provider_id, source_id],
                     )
                     con.unregister("incoming")

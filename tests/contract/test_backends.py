@@ -109,11 +109,15 @@ def test_dataset_index_search_and_paging(dataset_index) -> None:  # type: ignore
 
 
 def batch(rows: list[tuple[object, ...]]) -> pa.RecordBatch:
-    columns = list(zip(*rows, strict=True))
-    return pa.RecordBatch.from_arrays(
-        [pa.array(col, type=f.type) for col, f in zip(columns, SERIES_SCHEMA, strict=True)],
-        schema=SERIES_SCHEMA,
-    )
+    """Rows give the first columns of SERIES_SCHEMA; the rest are empty (not annotations)."""
+    names = SERIES_SCHEMA.names
+    data: dict[str, list[object]] = {name: [] for name in names}
+    for row in rows:
+        for i, name in enumerate(names):
+            data[name].append(
+                row[i] if i < len(row) else (False if name == "is_annotation" else None)
+            )
+    return pa.RecordBatch.from_pydict(data, schema=SERIES_SCHEMA)
 
 
 # dataset, subject, study, series, sex, age, year, modality, body_part, manufacturer, instances
@@ -192,3 +196,27 @@ def test_a_second_process_gets_a_clear_error(tmp_path: Path) -> None:
         holder.close()
     assert "cannot open the Oxigraph store" in out
     assert "another catalogue process" in out
+
+
+def test_cohort_file_from_an_older_schema_is_migrated(tmp_path: Path) -> None:
+    import duckdb
+
+    folder = tmp_path / "cohort"
+    folder.mkdir()
+    con = duckdb.connect(str(folder / "cohort.duckdb"))
+    con.execute(
+        "CREATE TABLE series (provider VARCHAR NOT NULL, source VARCHAR NOT NULL, "
+        "dataset VARCHAR NOT NULL, subject BIGINT NOT NULL, study BIGINT NOT NULL, "
+        "series BIGINT NOT NULL, sex VARCHAR NOT NULL, age SMALLINT, study_year SMALLINT, "
+        "modality VARCHAR, body_part VARCHAR, manufacturer VARCHAR, instances INTEGER, "
+        "subject_sex VARCHAR)"
+    )
+    con.execute("INSERT INTO series VALUES ('p','s','d',1,1,1,'F',50,2001,'CT','CHEST','ge',1,'F')")
+    con.close()
+    index = plugins.load(plugins.COHORT_INDEXES, "duckdb")(folder)
+    try:
+        assert index.count(CohortQuery()).total.series == 1
+        index.replace_source("p", "s2", [batch(ROWS)])
+        assert index.count(CohortQuery()).total.series == 1 + len(ROWS)
+    finally:
+        index.close()
