@@ -25,7 +25,8 @@ from harvesters.dicom_table import OPTIONAL, REQUIRED
 BASE_IRI = "https://w3id.org/cancer-imaging-catalogue/demo/"
 ACCESS_RIGHTS = "http://publications.europa.eu/resource/authority/access-right/"
 SERIES_COLUMNS = ("collection_id", *REQUIRED, *OPTIONAL)
-"""What each provider's series table holds: the dicom-table columns, and the dataset column."""
+"""What each provider's series table may hold: the dicom-table columns and the dataset column
+(those of them that idc_index.parquet has)."""
 
 
 @dataclass(frozen=True)
@@ -172,6 +173,13 @@ def build(out: Path, force: bool = False) -> Path:
     for row in collections:
         members.setdefault(group_of(row["tumor_locations"]).id, []).append(row)
 
+    present = {
+        str(r[0])
+        for r in con.execute(
+            "DESCRIBE SELECT * FROM read_parquet($1)", [str(series_path)]
+        ).fetchall()
+    }
+    columns = ", ".join(c for c in SERIES_COLUMNS if c in present)
     providers_yaml: list[dict[str, Any]] = []
     mapping: list[tuple[str, str]] = []
     for group in (*GROUPS, OTHER):
@@ -187,7 +195,7 @@ def build(out: Path, force: bool = False) -> Path:
         ids = [r["collection_id"] for r in group_rows]
         mapping.extend((i, group.id) for i in ids)
         con.execute(
-            f"COPY (SELECT {', '.join(SERIES_COLUMNS)} FROM read_parquet($1) "
+            f"COPY (SELECT {columns} FROM read_parquet($1) "
             "WHERE list_contains($2, collection_id) ORDER BY collection_id, PatientID) "
             f"TO {_sql_string(folder / 'series.parquet')} (FORMAT parquet, COMPRESSION zstd)",
             [str(series_path), ids],
