@@ -108,3 +108,16 @@ class ExactResult(_Frozen):
     total: ExactCounts
     by_provider: dict[str, ExactCounts]
     by_dataset: dict[tuple[str, str], ExactCounts]
+
+
+class ExactSummary(_Frozen):
+    """What a dataset's features add up to, before disclosure control."""
+
+    subjects: int
+    studies: int
+    series: int
+    age_min: int | None = None
+    age_max: int | None = None
+    subjects_by_modality: dict[str, int] = {}
+    subjects_by_body_part: dict[str, int] = {}
+    subjects_by_manufacturer: dict[str, int] = {}

@@ -46,3 +46,13 @@ def provider_graph(provider_id: str) -> str:
 def provider_dataset_prefix(provider_id: str) -> str:
     """Common prefix of the graph names of one provider's datasets."""
     return f"{GRAPH_BASE}dataset:{quote(provider_id, safe='')}:"
+
+
+def summary_graph(provider_id: str, identifier: str) -> str:
+    """Name of the named graph holding the catalogue's computed summary of one dataset."""
+    return f"{summary_prefix(provider_id)}{quote(identifier, safe='')}"
+
+
+def summary_prefix(provider_id: str) -> str:
+    """Common prefix of the summary graphs of one provider's datasets."""
+    return f"{GRAPH_BASE}summary:{quote(provider_id, safe='')}:"

@@ -15,6 +15,22 @@ class Provider(BaseModel):
     homepage: str | None = None
 
 
+class DatasetSummary(BaseModel):
+    """What the catalogue computed from a dataset's features, after disclosure control: counts
+    are published or absent (suppressed), ages are widened to 5-year bounds, and only values
+    held by at least `threshold` subjects are listed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    number_of_unique_individuals: int | None = None
+    number_of_records: int | None = None
+    min_typical_age: int | None = None
+    max_typical_age: int | None = None
+    modalities: tuple[str, ...] = ()
+    body_parts: tuple[str, ...] = ()
+    manufacturers: tuple[str, ...] = ()
+
+
 class Dataset(BaseModel):
     """A dataset as the catalogue shows it: DCAT-AP core plus the imaging extension."""
 
@@ -37,6 +53,9 @@ class Dataset(BaseModel):
     publisher: str | None = None
     number_of_unique_individuals: int | None = Field(
         default=None, description="As declared by the provider (HealthDCAT-AP)."
+    )
+    summary: DatasetSummary | None = Field(
+        default=None, description="Computed by the catalogue from harvested features."
     )
 
     @property

@@ -9,7 +9,7 @@ from typing import Protocol
 
 import pyarrow as pa
 
-from catalogue.domain.cohort import CohortQuery, ExactResult
+from catalogue.domain.cohort import CohortQuery, ExactResult, ExactSummary
 from catalogue.domain.models import Dataset
 
 
@@ -59,6 +59,10 @@ class CohortIndex(Protocol):
 
     def scopes(self) -> list[tuple[str, str]]:
         """Every (provider, dataset) holding features."""
+        ...
+
+    def summaries(self, provider_id: str) -> dict[str, ExactSummary]:
+        """Per dataset of a provider: exact totals, age range and subjects per coded value."""
         ...
 
     def close(self) -> None: ...

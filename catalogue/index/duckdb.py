@@ -16,7 +16,13 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from catalogue.domain.cohort import CohortQuery, ExactCounts, ExactResult, SeriesCriteria
+from catalogue.domain.cohort import (
+    CohortQuery,
+    ExactCounts,
+    ExactResult,
+    ExactSummary,
+    SeriesCriteria,
+)
 from catalogue.exceptions import StoreError
 from catalogue.imaging.features import SERIES_SCHEMA
 
@@ -239,6 +245,40 @@ class DuckDBCohortIndex:
             ).fetchall()
             cached = self._scope_cache = [(str(p), str(d)) for p, d in rows]
         return cached
+
+    def summaries(self, provider_id: str) -> dict[str, ExactSummary]:
+        con = self._con.cursor()
+        try:
+            totals = con.execute(
+                "SELECT dataset, count(DISTINCT subject), count(DISTINCT study), count(*), "
+                "min(age), max(age) FROM series WHERE provider = $1 GROUP BY dataset",
+                [provider_id],
+            ).fetchall()
+            by_value: dict[str, dict[str, dict[str, int]]] = {}
+            for column in ("modality", "body_part", "manufacturer"):
+                rows = con.execute(
+                    f"SELECT dataset, {column}, count(DISTINCT subject) FROM series "
+                    f"WHERE provider = $1 AND {column} IS NOT NULL GROUP BY dataset, {column}",
+                    [provider_id],
+                ).fetchall()
+                for dataset, value, n in rows:
+                    by_value.setdefault(dataset, {}).setdefault(column, {})[value] = n
+        finally:
+            con.close()
+        out = {}
+        for dataset, subjects, studies, series, age_min, age_max in totals:
+            values = by_value.get(dataset, {})
+            out[str(dataset)] = ExactSummary(
+                subjects=subjects,
+                studies=studies,
+                series=series,
+                age_min=age_min,
+                age_max=age_max,
+                subjects_by_modality=values.get("modality", {}),
+                subjects_by_body_part=values.get("body_part", {}),
+                subjects_by_manufacturer=values.get("manufacturer", {}),
+            )
+        return out
 
     def scopes(self) -> list[tuple[str, str]]:
         con = self._con.cursor()

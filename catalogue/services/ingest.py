@@ -28,11 +28,13 @@ from catalogue.domain.identifiers import (
     Pseudonymiser,
     dataset_graph,
     provider_dataset_prefix,
+    summary_graph,
 )
 from catalogue.domain.identifiers import provider_graph as provider_graph_name
 from catalogue.domain.models import Dataset, Provider
 from catalogue.exceptions import CatalogueError, ConfigError
 from catalogue.services.runtime import Catalogue
+from catalogue.services.summaries import parse_summary, write_summaries
 
 log = logging.getLogger(__name__)
 
@@ -134,17 +136,24 @@ def harvest(
             report.sources.append(
                 _harvest_source(catalogue, provider, position, pseudonymiser, progress)
             )
+        write_summaries(catalogue, provider.id)
         reindex_provider(catalogue, provider.id)
     report.seconds = time.perf_counter() - started
     return report
 
 
 def stored_datasets(catalogue: Catalogue, provider_id: str) -> list[Dataset]:
-    """A provider's datasets as the graph store holds them (the source of truth)."""
+    """A provider's datasets as the graph store holds them (the source of truth), each with
+    the catalogue's computed summary when it has one."""
     out: list[Dataset] = []
     for name in catalogue.store.graph_names(provider_dataset_prefix(provider_id)):
         graph = catalogue.store.graph(name)
-        out.extend(parse_dataset(graph, node, provider_id) for node in dataset_nodes(graph))
+        for node in dataset_nodes(graph):
+            dataset = parse_dataset(graph, node, provider_id)
+            summary = parse_summary(
+                catalogue.store.graph(summary_graph(provider_id, dataset.identifier))
+            )
+            out.append(dataset.model_copy(update={"summary": summary}))
     return out
 
 

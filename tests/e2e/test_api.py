@@ -13,7 +13,7 @@ from catalogue.api.app import create_app
 from catalogue.config import DisclosureSettings, load_providers
 from catalogue.services.ingest import harvest
 from catalogue.services.runtime import Catalogue
-from tests.integration.test_harvest import DATA, rows, series_table
+from tests.integration.test_harvest import DATA, one_source, rows, series_table
 
 
 @pytest.fixture
@@ -135,3 +135,44 @@ def test_errors_are_clear(client: TestClient, query: str, message: str) -> None:
 def test_unknown_dataset_is_an_error(client: TestClient) -> None:
     query = '{ feasibility(query: { datasets: { datasets: ["lung-ct", "atlantis"] } }) { subjects { value } } }'  # noqa: E501
     assert gql(client, query)["errors"][0]["message"] == "unknown dataset(s): atlantis"
+
+
+def test_dataset_summaries_are_disclosure_controlled(tmp_path: Path, catalogue: Catalogue) -> None:
+    catalogue.settings.disclosure = DisclosureSettings()
+    table = series_table(
+        tmp_path / "s.parquet", rows(30, dataset="lung-ct") + rows(4, dataset="rare", prefix="R")
+    )
+    described = tmp_path / "catalog.ttl"
+    described.write_text(
+        """@prefix dcat: <http://www.w3.org/ns/dcat#> . @prefix dct: <http://purl.org/dc/terms/> .
+        <http://example.org/lung-ct> a dcat:Dataset ; dct:identifier "lung-ct" ;
+            dct:title "Lung CT"@en ."""
+    )
+    (tmp_path / "providers.yaml").write_text(
+        "providers:\n"
+        + one_source(
+            "h", f"kind: dicom-table\n        path: {table}\n        dataset_column: collection_id"
+        )
+        + f"      - kind: dcat\n        path: {described}\n"
+    )
+    assert harvest(catalogue, load_providers(tmp_path / "providers.yaml")).ok
+    with TestClient(create_app(catalogue.settings, catalogue=catalogue)) as c:
+        data = gql(
+            c,
+            """{ lung: dataset(provider: "h", identifier: "lung-ct") { summary {
+            numberOfUniqueIndividuals numberOfRecords minTypicalAge maxTypicalAge
+            modalities bodyParts manufacturers } } }""",
+        )["data"]
+    # rows(): one study per patient, ages 40 + i, every patient has a CT and a SEG of the chest
+    assert data["lung"]["summary"] == {
+        "numberOfUniqueIndividuals": 30,
+        "numberOfRecords": 30,
+        "minTypicalAge": 40,
+        "maxTypicalAge": 69,
+        "modalities": ["CT", "SEG"],
+        "bodyParts": ["CHEST"],
+        "manufacturers": ["siemens"],
+    }
+    rare = catalogue.store.graph("urn:catalogue:graph:summary:h:rare")
+    text = rare.serialize(format="nt")
+    assert "numberOfUniqueIndividuals" not in text and "CHEST" not in text

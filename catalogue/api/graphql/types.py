@@ -34,6 +34,33 @@ class Provider:
         return cls(id=strawberry.ID(p.id), name=p.name, homepage=p.homepage)
 
 
+@strawberry.type(
+    description="Computed from harvested features after disclosure control: absent counts were "
+    "suppressed, ages are widened to 5-year bounds, and values are listed only when held by "
+    "enough subjects."
+)
+class DatasetSummary:
+    number_of_unique_individuals: int | None
+    number_of_records: int | None
+    min_typical_age: int | None
+    max_typical_age: int | None
+    modalities: list[str]
+    body_parts: list[str]
+    manufacturers: list[str]
+
+    @classmethod
+    def of(cls, s: models.DatasetSummary) -> DatasetSummary:
+        return cls(
+            number_of_unique_individuals=s.number_of_unique_individuals,
+            number_of_records=s.number_of_records,
+            min_typical_age=s.min_typical_age,
+            max_typical_age=s.max_typical_age,
+            modalities=list(s.modalities),
+            body_parts=list(s.body_parts),
+            manufacturers=list(s.manufacturers),
+        )
+
+
 @strawberry.type(description="A dataset described in DCAT-AP / HealthDCAT-AP.")
 class Dataset:
     identifier: str
@@ -48,6 +75,7 @@ class Dataset:
     access_rights: str | None
     doi: str | None
     landing_page: str | None
+    summary: DatasetSummary | None
     provider_id: strawberry.Private[str]
 
     @strawberry.field
@@ -69,6 +97,7 @@ class Dataset:
             access_rights=d.access_rights,
             doi=d.doi,
             landing_page=d.landing_page,
+            summary=DatasetSummary.of(d.summary) if d.summary else None,
             provider_id=d.provider_id,
         )
 
