@@ -104,7 +104,12 @@ def test_unknown_backend_fails_at_start(tmp_path: Path) -> None:
 
 
 def test_registered_names() -> None:
-    assert plugins.available(plugins.HARVESTERS) == ["dcat", "dicom-table"]
+    assert plugins.available(plugins.HARVESTERS) == [
+        "dcat",
+        "dicom-files",
+        "dicom-table",
+        "dicomweb",
+    ]
     assert plugins.available(plugins.GRAPH_STORES) == ["oxigraph"]
 
 
