@@ -22,18 +22,20 @@ import os
 import sqlite3
 import struct
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import IO, ClassVar, Literal
 
 import pyarrow as pa
 import pydicom
 from pydantic import Field, model_validator
+from pydicom.dataelem import RawDataElement
 from pydicom.errors import InvalidDicomError
 from pydicom.multival import MultiValue
 from pydicom.tag import Tag
-from pydicom.valuerep import PersonName
+from pydicom.valuerep import VR, PersonName
 
 from catalogue.domain.harvest import HarvestContext, HarvestSink, SourceConfig, SourceReport
 from catalogue.exceptions import UnreadableSourceError
@@ -59,6 +61,10 @@ REFERENCE_KEYWORDS = (
 )
 READ_TAGS = [Tag(k) for k in (*READ_KEYWORDS, *REFERENCE_KEYWORDS)]
 _KEYWORD_TAGS = [(k, Tag(k)) for k in READ_KEYWORDS]
+_KNOWN_VRS = frozenset(str(vr.value) for vr in VR)
+_NUMERIC_TAGS = frozenset(
+    Tag(k) for k in ("SliceThickness", "PixelSpacing", "MagneticFieldStrength")
+)
 CHUNK_FILES = 256
 """Files per task sent to a worker process; the state is committed after each chunk."""
 
@@ -119,6 +125,28 @@ def _checked(elem: pydicom.DataElement) -> object:
     return value
 
 
+def _raw_value(elem: object) -> object:
+    """A text attribute straight from its undecoded bytes (every feature attribute is a text VR):
+    cheaper than pydicom's conversion; a DS or IS that is no number is invalid."""
+    if not isinstance(elem, RawDataElement):
+        return _checked(elem)  # type: ignore[arg-type]
+    if elem.VR is not None and elem.VR not in _KNOWN_VRS:
+        raise ValueError(f"unknown VR {elem.VR!r}")
+    raw = elem.value
+    if raw is None:
+        return None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    text = text.strip(" \x00")
+    if elem.tag in _NUMERIC_TAGS:
+        for item in text.split("\\"):
+            if item.strip():
+                float(item)  # raises ValueError
+    return text
+
+
 def _plain(value: object) -> object:
     if isinstance(value, MultiValue | list):
         return [_plain(v) for v in value]
@@ -145,7 +173,7 @@ def _referenced_series(ds: pydicom.Dataset) -> str | None:
     return None
 
 
-def _pixel_data_problem(fp: _Tracked, ds: pydicom.Dataset, size: int) -> str | None:
+def _pixel_data_problem(fp: IO[bytes], ds: pydicom.Dataset, size: int) -> str | None:
     """Reading stopped before the end: is it at pixel data whose value ends within the file?"""
     implicit, little = ds.original_encoding
     endian = ">" if little is False else "<"
@@ -185,7 +213,7 @@ def _pixel_data_problem(fp: _Tracked, ds: pydicom.Dataset, size: int) -> str | N
         fp.seek(length, os.SEEK_CUR)
 
 
-def _trailing_problem(fp: _Tracked, implicit: bool, endian: str, size: int) -> str | None:
+def _trailing_problem(fp: IO[bytes], implicit: bool, endian: str, size: int) -> str | None:
     """Elements after the pixel data (such as padding) must also end within the file."""
     while fp.tell() < size:
         head = fp.read(8)
@@ -206,6 +234,10 @@ def _trailing_problem(fp: _Tracked, implicit: bool, endian: str, size: int) -> s
     return None
 
 
+def _header(fp: IO[bytes] | _Tracked) -> pydicom.Dataset:
+    return pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=READ_TAGS)
+
+
 def read_file(path: str) -> Raw:
     """The raw attribute values features need from one file's header, or why it was skipped."""
     try:
@@ -214,30 +246,31 @@ def read_file(path: str) -> Raw:
             head = handle.read(132)
             if len(head) < 132 or head[128:] != b"DICM":
                 return {"reason": NOT_DICOM}
-            handle.seek(0)
-            fp = _Tracked(handle)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 try:
-                    ds = pydicom.dcmread(
-                        fp,
-                        stop_before_pixels=True,
-                        specific_tags=READ_TAGS,
-                    )
+                    handle.seek(0)
+                    ds = _header(handle)
+                    if handle.tell() >= size:  # read to the end: was anything cut short?
+                        handle.seek(0)
+                        fp = _Tracked(handle)
+                        ds = _header(fp)
+                        if fp.short:
+                            return {"reason": TRUNCATED}
                 except InvalidDicomError:
                     return {"reason": NOT_DICOM}
                 except EOFError:
                     return {"reason": TRUNCATED}
-                if fp.short or fp.tell() > size:
+                if handle.tell() > size:
                     return {"reason": TRUNCATED}
-                problem = _pixel_data_problem(fp, ds, size) if fp.tell() < size else None
+                problem = _pixel_data_problem(handle, ds, size) if handle.tell() < size else None
                 if problem:
                     return {"reason": problem}
                 attrs: dict[str, object] = {}
-                present = ds._dict  # tag -> element, without keyword look-ups
+                present = ds._dict  # tag -> element, raw until decoded, without keyword look-ups
                 for keyword, tag in _KEYWORD_TAGS:
                     if tag in present:
-                        attrs[keyword] = _checked(ds[tag])
+                        attrs[keyword] = _raw_value(present[tag])
                 if any(not str(attrs.get(k) or "").strip() for k in REQUIRED):
                     return {"reason": MISSING}
                 modality = str(attrs.get("Modality") or "").strip().upper()
@@ -250,9 +283,41 @@ def read_file(path: str) -> Raw:
     return {"attrs": attrs}
 
 
-def read_chunk(paths: Sequence[str]) -> list[Raw]:
-    """`read_file` over a chunk of files, in a worker process."""
-    return [read_file(p) for p in paths]
+StateValues = tuple[str | None, tuple[object, ...] | None]
+"""Per file: the reason it was skipped, or its feature row (already pseudonymised)."""
+
+
+def read_chunk(
+    paths: Sequence[str], datasets: Sequence[str], pseudonymise: Callable[[str], int]
+) -> list[StateValues]:
+    """Read a chunk of files and build their feature rows, in a worker process, so that the
+    parent only stores results; identifiers never leave the worker in clear."""
+    rows = SeriesRows(pseudonymise)
+    out: list[StateValues] = []
+    built: list[int] = []
+    for i, (path, dataset) in enumerate(zip(paths, datasets, strict=True)):
+        raw = read_file(path)
+        attrs = raw.get("attrs")
+        reason = raw.get("reason")
+        if isinstance(attrs, dict):
+            reason = rows.add(dataset, attrs)
+            if reason is None:
+                built.append(i)
+        out.append((None if reason is None else str(reason), None))
+    for i, values in zip(built, rows.take_tuples(_STATE_COLUMNS), strict=True):
+        out[i] = (None, values)
+    return out
+
+
+def _start_pool(workers: int) -> ProcessPoolExecutor:
+    """Worker processes from a forkserver (the parent holds database threads, so no plain fork),
+    their modules preloaded; started at once so that start-up overlaps the walk of the tree."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    pool = ProcessPoolExecutor(workers, mp_context=context)
+    for _ in range(workers):
+        pool.submit(int)
+    return pool
 
 
 class _State:
@@ -262,6 +327,9 @@ class _State:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._con = sqlite3.connect(path)
+            # WAL with NORMAL sync: each chunk's commit survives a killed process, cheaply
+            self._con.execute("PRAGMA journal_mode=WAL")
+            self._con.execute("PRAGMA synchronous=NORMAL")
             cols = ", ".join(_STATE_COLUMNS)
             self._con.executescript(
                 "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER);"
@@ -296,6 +364,7 @@ class _State:
 
 def _walk(root: Path) -> Iterator[tuple[str, int, int]]:
     """(relative path, size, mtime_ns) of every file under root, following no links."""
+    prefix = len(os.path.join(str(root), ""))  # paths below root start with "root/"
     stack = [root]
     while stack:
         folder = stack.pop()
@@ -305,11 +374,7 @@ def _walk(root: Path) -> Iterator[tuple[str, int, int]]:
                     stack.append(Path(entry.path))
                 elif entry.is_file(follow_symlinks=False):
                     stat = entry.stat(follow_symlinks=False)
-                    yield (
-                        os.path.relpath(entry.path, root),
-                        stat.st_size,
-                        stat.st_mtime_ns,
-                    )
+                    yield entry.path[prefix:], stat.st_size, stat.st_mtime_ns
 
 
 class DicomFilesHarvester:
@@ -323,6 +388,23 @@ class DicomFilesHarvester:
         if not root.is_dir():
             raise UnreadableSourceError(f"{root}: no such folder")
         report = SourceReport(ctx.provider.id, ctx.source_id, source.kind)
+        workers = source.workers or os.cpu_count() or 1
+        pool = _start_pool(workers) if workers > 1 else None  # starts while the tree is walked
+        try:
+            return self._harvest(root, source, ctx, sink, report, pool)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
+
+    def _harvest(
+        self,
+        root: Path,
+        source: DicomFilesSource,
+        ctx: HarvestContext,
+        sink: HarvestSink,
+        report: SourceReport,
+        pool: ProcessPoolExecutor | None,
+    ) -> SourceReport:
         try:
             files = sorted(_walk(root))
         except OSError as exc:
@@ -341,9 +423,15 @@ class DicomFilesHarvester:
             keys = {f[3] for f in current}
             state.drop([k for k in known if k not in keys])
             stale = [f for f in current if (k := known.get(f[3])) is None or k[1:3] != (f[1], f[2])]
-            rows = SeriesRows(ctx.pseudonymise)
-            for chunk, raws in self._read(root, stale, source.workers or os.cpu_count() or 1):
-                state.put(self._state_rows(chunk, raws, rows))
+            for chunk, results in self._read(root, stale, pool, ctx.pseudonymise):
+                state.put(
+                    [
+                        (key, size, mtime, reason, *(values or self._EMPTY))
+                        for (_, size, mtime, key, _), (reason, values) in zip(
+                            chunk, results, strict=True
+                        )
+                    ]
+                )
             known = state.load()
         finally:
             state.close()
@@ -357,41 +445,24 @@ class DicomFilesHarvester:
         assert source.datasets_by_folder is not None
         return source.datasets_by_folder.get(parts[0]) if len(parts) > 1 else None
 
-    @staticmethod
-    def _read(
-        root: Path, stale: list[tuple[str, int, int, int, str]], workers: int
-    ) -> Iterator[tuple[list[tuple[str, int, int, int, str]], list[Raw]]]:
-        chunks = [stale[i : i + CHUNK_FILES] for i in range(0, len(stale), CHUNK_FILES)]
-        paths = [[str(root / f[0]) for f in chunk] for chunk in chunks]
-        if workers == 1 or len(chunks) <= 1:
-            for chunk, chunk_paths in zip(chunks, paths, strict=True):
-                yield chunk, read_chunk(chunk_paths)
-            return
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
-        with ProcessPoolExecutor(min(workers, len(chunks)), mp_context=context) as pool:
-            yield from zip(chunks, pool.map(read_chunk, paths), strict=True)
+    _EMPTY = (None,) * len(_STATE_COLUMNS)
 
     @staticmethod
-    def _state_rows(
-        chunk: list[tuple[str, int, int, int, str]], raws: list[Raw], rows: SeriesRows
-    ) -> list[tuple[object, ...]]:
-        """State rows of a chunk: the reason a file was skipped, or its `SeriesRows` row."""
-        out: list[tuple[object, ...]] = []
-        built: list[int] = []
-        for i, ((_, size, mtime, key, dataset), raw) in enumerate(zip(chunk, raws, strict=True)):
-            attrs = raw.get("attrs")
-            reason = raw.get("reason")
-            if isinstance(attrs, dict):
-                reason = rows.add(dataset, attrs)
-                if reason is None:
-                    built.append(i)
-            out.append((key, size, mtime, reason, *([None] * len(_STATE_COLUMNS))))
-        batch = rows.take().to_pydict()
-        for j, i in enumerate(built):
-            values = tuple(batch[c][j] for c in _STATE_COLUMNS)
-            out[i] = (*out[i][:4], *values)
-        return out
+    def _read(
+        root: Path,
+        stale: list[tuple[str, int, int, int, str]],
+        pool: ProcessPoolExecutor | None,
+        pseudonymise: Callable[[str], int],
+    ) -> Iterator[tuple[list[tuple[str, int, int, int, str]], list[StateValues]]]:
+        chunks = [stale[i : i + CHUNK_FILES] for i in range(0, len(stale), CHUNK_FILES)]
+        paths = [[str(root / f[0]) for f in chunk] for chunk in chunks]
+        datasets = [[f[4] for f in chunk] for chunk in chunks]
+        work = partial(read_chunk, pseudonymise=pseudonymise)
+        if pool is None or len(chunks) <= 1:
+            for chunk, chunk_paths, chunk_datasets in zip(chunks, paths, datasets, strict=True):
+                yield chunk, work(chunk_paths, chunk_datasets)
+            return
+        yield from zip(chunks, pool.map(work, paths, datasets), strict=True)
 
     @staticmethod
     def _emit(

@@ -132,6 +132,12 @@ class SeriesRows:
         row["annotated_series"].append(self._pseudo(referenced) if referenced else None)
         return None
 
+    def take_tuples(self, columns: tuple[str, ...]) -> list[tuple[object, ...]]:
+        """The rows added since the last take, as plain tuples of `columns` (no Arrow)."""
+        out = list(zip(*(self._rows[c] for c in columns), strict=True))
+        self._rows = {f: [] for f in FEATURE_COLUMNS}
+        return out
+
     def take(self) -> pa.RecordBatch:
         """The rows added since the last call, as one SERIES_SCHEMA batch."""
         batch = pa.RecordBatch.from_pydict(self._rows, schema=SERIES_SCHEMA)
@@ -149,6 +155,6 @@ def _text(value: object) -> str | None:
 def _uid(value: object) -> str | None:
     """A standard UID such as a SOP Class (never an instance UID): digits and dots only."""
     text = _text(value)
-    if text is None or not all(c.isdigit() or c == "." for c in text) or len(text) > 64:
+    if text is None or len(text) > 64 or not text.replace(".", "").isdigit():
         return None
     return text
