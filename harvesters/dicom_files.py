@@ -4,7 +4,8 @@ Headers are read without pixel data and only for the attributes features need, i
 worker processes; instances are grouped by series in the parent through the shared `SeriesRows`.
 Unreadable files are skipped and counted by reason:
 
-- "not DICOM": no `DICM` prefix after the 128-byte preamble (or shorter than that);
+- "not DICOM": neither the `DICM` prefix after the 128-byte preamble, nor a bare data set
+  (written without the Part 10 header, as older files are) starting with group 0008;
 - "truncated": the file ends inside an element (a length runs past the end of the file);
 - "invalid value": a needed value or its VR cannot be decoded, or the structure does not parse;
 - "missing required tags": no PatientID, StudyInstanceUID or SeriesInstanceUID.
@@ -61,6 +62,8 @@ REFERENCE_KEYWORDS = (
 )
 READ_TAGS = [Tag(k) for k in (*READ_KEYWORDS, *REFERENCE_KEYWORDS)]
 _KEYWORD_TAGS = [(k, Tag(k)) for k in READ_KEYWORDS]
+_BARE_DATASET_STARTS = (b"\x08\x00", b"\x00\x08")
+"""A data set written without the Part 10 header (older files) starts with group 0008."""
 _KNOWN_VRS = frozenset(str(vr.value) for vr in VR)
 _NUMERIC_TAGS = frozenset(
     Tag(k) for k in ("SliceThickness", "PixelSpacing", "MagneticFieldStrength")
@@ -234,8 +237,8 @@ def _trailing_problem(fp: IO[bytes], implicit: bool, endian: str, size: int) -> 
     return None
 
 
-def _header(fp: IO[bytes] | _Tracked) -> pydicom.Dataset:
-    return pydicom.dcmread(fp, stop_before_pixels=True, specific_tags=READ_TAGS)
+def _header(fp: IO[bytes] | _Tracked, force: bool = False) -> pydicom.Dataset:
+    return pydicom.dcmread(fp, force=force, stop_before_pixels=True, specific_tags=READ_TAGS)
 
 
 def read_file(path: str) -> Raw:
@@ -244,17 +247,18 @@ def read_file(path: str) -> Raw:
         with open(path, "rb", buffering=65536) as handle:
             size = os.fstat(handle.fileno()).st_size
             head = handle.read(132)
-            if len(head) < 132 or head[128:] != b"DICM":
+            part10 = len(head) == 132 and head[128:] == b"DICM"
+            if not part10 and head[:2] not in _BARE_DATASET_STARTS:
                 return {"reason": NOT_DICOM}
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 try:
                     handle.seek(0)
-                    ds = _header(handle)
+                    ds = _header(handle, force=not part10)
                     if handle.tell() >= size:  # read to the end: was anything cut short?
                         handle.seek(0)
                         fp = _Tracked(handle)
-                        ds = _header(fp)
+                        ds = _header(fp, force=not part10)
                         if fp.short:
                             return {"reason": TRUNCATED}
                 except InvalidDicomError:

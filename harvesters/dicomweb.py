@@ -115,14 +115,14 @@ def _batches(
 def _series_attrs(
     client: _Client, study: Mapping[str, Any], series: Mapping[str, Any], metadata_path: str
 ) -> dict[str, Any] | None:
-    """Study QIDO values, overridden by non-empty series QIDO values; what QIDO left out comes
-    from the series' first instance.
+    """Study QIDO values, overridden by non-empty series QIDO values; what QIDO left out or
+    gave empty comes from the series' first instance.
 
     None when the server lists the series but has no metadata for it (deleted meanwhile, or a
     UID it holds under two patients)."""
     attrs = dict(study)
     attrs.update((k, v) for k, v in series.items() if v not in (None, "", []) or k not in attrs)
-    missing = [k for k in READ_KEYWORDS if k not in attrs]
+    missing = [k for k in READ_KEYWORDS if attrs.get(k) in (None, "", [])]
     count = attrs.get("NumberOfSeriesRelatedInstances")
     if missing or count is None or _is_annotation(attrs):
         instances = client.get_list(metadata_path, not_found_ok=True)
@@ -130,7 +130,7 @@ def _series_attrs(
             return None
         if instances:
             first = instances[0]
-            attrs.update({k: first[k] for k in missing if k in first})
+            attrs.update({k: first[k] for k in missing if first.get(k) not in (None, "", [])})
             if count is None:
                 count = len(instances)
             if _is_annotation(attrs):

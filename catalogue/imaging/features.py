@@ -126,7 +126,7 @@ class SeriesRows:
         row["slice_thickness"].append(decimal_of(attrs.get("SliceThickness")))
         row["pixel_spacing"].append(decimal_of(attrs.get("PixelSpacing")))
         row["field_strength"].append(decimal_of(attrs.get("MagneticFieldStrength")))
-        row["contrast"].append(None if contrast_agent is None else bool(_text(contrast_agent)))
+        row["contrast"].append(True if _text(contrast_agent) else None)
         row["sop_class"].append(_uid(attrs.get("SOPClassUID")))
         row["is_annotation"].append(modality in ANNOTATION_MODALITIES)
         row["annotated_series"].append(self._pseudo(referenced) if referenced else None)

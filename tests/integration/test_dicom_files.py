@@ -76,13 +76,27 @@ class Expected:
     instances: dict[tuple[str, str], list[tuple[str, pydicom.Dataset]]]  # (dataset, series UID)
 
 
+def is_part10(data: bytes) -> bool:
+    return len(data) >= 132 and data[128:132] == b"DICM"
+
+
+def is_bare_dataset(data: bytes) -> bool:
+    """Written without the Part 10 header: the data set starts with a group 0008 element."""
+    return data[:2] in (b"\x08\x00", b"\x00\x08")
+
+
+def read_any(path: Path) -> pydicom.Dataset:
+    """Plain pydicom read of a Part 10 file or of a bare data set."""
+    return pydicom.dcmread(path, stop_before_pixels=True, force=not is_part10(path.read_bytes()))
+
+
 def expected_reason(path: Path) -> str | None:
     data = path.read_bytes()
-    if len(data) < 132 or data[128:132] != b"DICM":
+    if not is_part10(data) and not is_bare_dataset(data):
         return "not DICOM"
     if path.name in KNOWN_TRUNCATED:
         return "truncated"
-    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    ds = read_any(path)
     if not all(str(ds.get(k, "")).strip() for k in dicom_files.REQUIRED):
         return "missing required tags"
     return None
@@ -101,7 +115,7 @@ def expected_from(root: Path, folder_datasets: dict[str, str]) -> Expected:
         if reason:
             reasons[reason] += 1
             continue
-        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        ds = read_any(path)
         instances[(dataset, str(ds.SeriesInstanceUID).strip())].append((str(rel), ds))
     for series in instances.values():
         series.sort(key=lambda item: item[0])
@@ -270,10 +284,13 @@ def test_no_identifying_value_reaches_the_data_folder(
     settings, _, _, root = real_harvest
     secrets: set[bytes] = set()
     for path in root.rglob("*"):
-        if not path.is_file() or path.read_bytes()[128:132] != b"DICM":
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        if not is_part10(data) and not is_bare_dataset(data):
             continue
         try:
-            ds = pydicom.dcmread(path, stop_before_pixels=True)
+            ds = read_any(path)
         except Exception:  # a broken file: what it holds was never harvested either
             continue
         for keyword in IDENTIFYING:

@@ -69,7 +69,7 @@ def test_age_prefers_patient_age_and_skips_rows_without_ids() -> None:
     assert rows.add("d", {**ids, "ContrastBolusAgent": ""}) is None
     out = rows.take().to_pylist()
     assert [r["age"] for r in out] == [45, None]
-    assert [r["contrast"] for r in out] == [None, False]
+    assert [r["contrast"] for r in out] == [None, None]  # "no contrast" is never inferred
 
 
 @pytest.mark.parametrize(
