@@ -44,6 +44,7 @@ from catalogue.imaging.features import (
     ANNOTATION_MODALITIES,
     FEATURE_COLUMNS,
     READ_KEYWORDS,
+    REQUIRED_KEYWORDS,
     SERIES_SCHEMA,
     SeriesRows,
 )
@@ -54,7 +55,7 @@ INVALID = "invalid value"
 MISSING = "missing required tags"
 UNREADABLE = "unreadable file"
 NO_DATASET = "no dataset for folder"
-REQUIRED = ("PatientID", "StudyInstanceUID", "SeriesInstanceUID")
+REQUIRED = REQUIRED_KEYWORDS
 REFERENCE_KEYWORDS = (
     "ReferencedSeriesSequence",  # SEG (and SR through the evidence sequence)
     "ReferencedFrameOfReferenceSequence",  # RTSTRUCT

@@ -18,9 +18,9 @@ from pydantic import Field, model_validator
 
 from catalogue.domain.harvest import HarvestContext, HarvestSink, SourceConfig, SourceReport
 from catalogue.exceptions import UnreadableSourceError
-from catalogue.imaging.features import READ_KEYWORDS, SeriesRows
+from catalogue.imaging.features import READ_KEYWORDS, REQUIRED_KEYWORDS, SeriesRows
 
-REQUIRED = ("PatientID", "StudyInstanceUID", "SeriesInstanceUID")
+REQUIRED = REQUIRED_KEYWORDS
 OPTIONAL = (
     *(k for k in READ_KEYWORDS if k not in REQUIRED),
     "instanceCount",

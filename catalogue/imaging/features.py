@@ -49,6 +49,9 @@ SERIES_SCHEMA = pa.schema(
 FEATURE_COLUMNS = tuple(SERIES_SCHEMA.names)
 ANNOTATION_MODALITIES = frozenset({"SEG", "RTSTRUCT", "SR"})
 
+REQUIRED_KEYWORDS = ("PatientID", "StudyInstanceUID", "SeriesInstanceUID")
+"""Without all three a series cannot be counted; every DICOM source skips it."""
+
 READ_KEYWORDS = (
     "PatientID",
     "StudyInstanceUID",
