@@ -1,4 +1,5 @@
-"""The FastAPI application: GraphQL (with GraphiQL) at /graphql and /health."""
+"""The FastAPI application: GraphQL (with GraphiQL) at /graphql, the DCAT-AP export at /catalog
+and /datasets/{provider}/{identifier}, and /health."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from strawberry.fastapi import GraphQLRouter
 
 from catalogue import __version__
 from catalogue.api.graphql.schema import Context, schema
+from catalogue.api.routes import dcat as dcat_routes
 from catalogue.config import Settings
 from catalogue.services.catalogue_view import CatalogueView
 from catalogue.services.feasibility import FeasibilityService
@@ -26,6 +28,7 @@ def create_app(settings: Settings | None = None, catalogue: Catalogue | None = N
         opened = catalogue or open_catalogue(settings or Settings())
         view = CatalogueView(opened)
         state["context"] = Context(view=view, feasibility=FeasibilityService(view))
+        app.state.context = state["context"]
         try:
             yield
         finally:
@@ -44,6 +47,8 @@ def create_app(settings: Settings | None = None, catalogue: Catalogue | None = N
     app.include_router(
         GraphQLRouter(schema, context_getter=get_context, graphql_ide="graphiql"), prefix="/graphql"
     )
+
+    app.include_router(dcat_routes.router())
 
     @app.get("/health", tags=["operations"])
     async def health() -> dict[str, str]:

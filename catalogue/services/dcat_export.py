@@ -1,0 +1,70 @@
+"""The catalogue back out as DCAT-AP: a Hydra-paged catalogue and one dataset at a time.
+
+Graphs come from the store as the providers described them (the source of truth), so harvesting
+this export with the `dcat` harvester gives isomorphic dataset graphs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rdflib import Graph, Literal, Namespace, URIRef
+
+from catalogue.dcat.namespaces import DCAT, DCTERMS, RDF, XSD
+from catalogue.dcat.parser import dataset_nodes
+from catalogue.dcat.serialiser import bind_prefixes
+from catalogue.domain.identifiers import GRAPH_BASE, dataset_graph
+from catalogue.exceptions import QueryError
+from catalogue.services.runtime import Catalogue
+
+HYDRA = Namespace("http://www.w3.org/ns/hydra/core#")
+MAX_PAGE_SIZE = 1000
+
+
+@dataclass(frozen=True)
+class CataloguePage:
+    graph: Graph
+    page: int
+    pages: int
+
+
+def catalogue_page(catalogue: Catalogue, base: str, page: int, page_size: int) -> CataloguePage:
+    """Page `page` (from 1) of every stored dataset, in graph-name order, as one DCAT catalogue
+    with a hydra:PartialCollectionView (first, previous, next, last) as CKAN and piveau do."""
+    if page < 1 or not 1 <= page_size <= MAX_PAGE_SIZE:
+        raise QueryError(f"page must be >= 1 and page_size between 1 and {MAX_PAGE_SIZE}")
+    names = catalogue.store.graph_names(f"{GRAPH_BASE}dataset:")
+    pages = max(1, -(-len(names) // page_size))
+    graph = bind_prefixes(Graph())
+    graph.bind("hydra", HYDRA)
+    node = URIRef(f"{base}catalog")
+    graph.add((node, RDF.type, DCAT.Catalog))
+    graph.add((node, DCTERMS.title, Literal("Cancer imaging catalogue", lang="en")))
+    for name in names[(page - 1) * page_size : page * page_size]:
+        stored = catalogue.store.graph(name)
+        graph += stored
+        for dataset in dataset_nodes(stored):
+            graph.add((node, DCAT.dataset, dataset))
+    view = URIRef(f"{base}catalog?page={page}&page_size={page_size}")
+    graph.add((view, RDF.type, HYDRA.PartialCollectionView))
+    graph.add((node, HYDRA.view, view))
+    graph.add((view, HYDRA.totalItems, Literal(len(names), datatype=XSD.nonNegativeInteger)))
+
+    def link(number: int) -> URIRef:
+        return URIRef(f"{base}catalog?page={number}&page_size={page_size}")
+
+    graph.add((view, HYDRA.first, link(1)))
+    graph.add((view, HYDRA.last, link(pages)))
+    if page > 1:
+        graph.add((view, HYDRA.previous, link(page - 1)))
+    if page < pages:
+        graph.add((view, HYDRA.next, link(page + 1)))
+    return CataloguePage(graph=graph, page=page, pages=pages)
+
+
+def dataset_description(catalogue: Catalogue, provider_id: str, identifier: str) -> Graph:
+    """One dataset's stored description; QueryError when the catalogue has no such dataset."""
+    graph = catalogue.store.graph(dataset_graph(provider_id, identifier))
+    if not len(graph):
+        raise QueryError(f"no dataset {identifier!r} at provider {provider_id!r}")
+    return bind_prefixes(graph)

@@ -1,0 +1,110 @@
+"""The DCAT-AP export: Hydra paging, content negotiation, and a round trip through our own
+`dcat` harvester that gives isomorphic dataset graphs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from rdflib import Graph, URIRef
+from rdflib.compare import isomorphic
+
+from catalogue.api.app import create_app
+from catalogue.config import Settings, load_providers
+from catalogue.dcat.namespaces import DCAT, RDF
+from catalogue.services.dcat_export import HYDRA
+from catalogue.services.ingest import harvest
+from catalogue.services.runtime import Catalogue, open_catalogue
+from tests.conftest import EXACT
+from tests.integration.test_harvest import DATA, one_source
+
+FILES = ["xnat_integration_test.ttl", "valid_project.ttl", "example_consus_ckan.ttl"]
+
+
+@pytest.fixture
+def client(tmp_path: Path, catalogue: Catalogue) -> Iterator[TestClient]:
+    body = "providers:\n" + "".join(
+        one_source(f"p{i}", f"kind: dcat\n        path: {DATA / name}")
+        for i, name in enumerate(FILES)
+    )
+    (tmp_path / "providers.yaml").write_text(body)
+    assert harvest(catalogue, load_providers(tmp_path / "providers.yaml")).ok
+    with TestClient(create_app(catalogue.settings, catalogue=catalogue)) as test_client:
+        yield test_client
+
+
+def stored_graphs(catalogue: Catalogue) -> dict[str, Graph]:
+    """Dataset identifier -> stored description, for every dataset of a catalogue."""
+    out = {}
+    for dataset in catalogue.datasets.all():
+        name = f"urn:catalogue:graph:dataset:{dataset.provider_id}:"
+        (graph_name,) = [
+            n
+            for n in catalogue.store.graph_names(name)
+            if catalogue.store.graph(n).value(URIRef(dataset.iri), RDF.type) is not None
+        ]
+        out[dataset.identifier] = catalogue.store.graph(graph_name)
+    return out
+
+
+@pytest.mark.parametrize("media", ["text/turtle", "application/ld+json", "application/rdf+xml"])
+def test_paged_export_harvests_back_isomorphic(
+    client: TestClient, catalogue: Catalogue, tmp_path: Path, media: str
+) -> None:
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    suffix = {
+        "text/turtle": ".ttl",
+        "application/ld+json": ".jsonld",
+        "application/rdf+xml": ".rdf",
+    }
+    url: str | None = "/catalog?page_size=1"
+    seen, total = 0, None
+    while url:
+        response = client.get(url, headers={"Accept": media})
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith(media)
+        assert response.headers["vary"] == "Accept"
+        (pages / f"page{seen}{suffix[media]}").write_bytes(response.content)
+        graph = Graph().parse(
+            data=response.content,
+            format=suffix[media].lstrip(".").replace("jsonld", "json-ld").replace("rdf", "xml"),
+        )
+        (view,) = graph.subjects(RDF.type, HYDRA.PartialCollectionView)
+        total = int(graph.value(view, HYDRA.totalItems))  # type: ignore[arg-type]
+        assert len(set(graph.subjects(RDF.type, DCAT.Dataset))) == 1
+        following = graph.value(view, HYDRA.next)
+        url = str(following).replace("http://testserver", "") if following else None
+        seen += 1
+    assert seen == total == 4
+
+    settings = Settings(
+        data_dir=tmp_path / "second", secret="second-secret-0123456789", disclosure=EXACT
+    )
+    (tmp_path / "second.yaml").write_text(
+        "providers:\n" + one_source("mirror", f"kind: dcat\n        path: {pages}")
+    )
+    with open_catalogue(settings) as second:
+        assert harvest(second, load_providers(tmp_path / "second.yaml")).ok
+        mirrored = stored_graphs(second)
+    original = stored_graphs(catalogue)
+    assert set(mirrored) == set(original)
+    for identifier, graph in original.items():
+        assert isomorphic(graph, mirrored[identifier]), identifier
+
+
+def test_one_dataset_and_negotiation(client: TestClient) -> None:
+    identifier = "http://localhost:8080/data/archive/projects/protected_optin"
+    path = f"/datasets/p0/{identifier}"
+    turtle = client.get(path)
+    assert turtle.headers["content-type"].startswith("text/turtle")
+    graph = Graph().parse(data=turtle.text, format="turtle")
+    assert (URIRef(identifier), RDF.type, DCAT.Dataset) in graph
+    preferred = client.get(
+        path, headers={"Accept": "application/rdf+xml;q=0.5, application/ld+json"}
+    )
+    assert preferred.headers["content-type"].startswith("application/ld+json")
+    assert client.get("/datasets/p0/nope").status_code == 404
+    assert client.get("/catalog?page=0").status_code == 422
