@@ -18,6 +18,7 @@ after every chunk, so a harvest that stopped part-way resumes where it was.
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing
 import os
 import sqlite3
@@ -74,6 +75,7 @@ CHUNK_FILES = 256
 
 _ITEM, _SEQ_END = 0xFFFEE000, 0xFFFEE0DD
 _STATE_COLUMNS = tuple(c for c in FEATURE_COLUMNS if c != "instances")
+_EMPTY_ROW = (None,) * len(_STATE_COLUMNS)
 _BOOL_COLUMNS = frozenset(f.name for f in SERIES_SCHEMA if pa.types.is_boolean(f.type))
 _LONG_VRS = frozenset(
     {b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV"}
@@ -288,8 +290,9 @@ def read_file(path: str) -> Raw:
     return {"attrs": attrs}
 
 
-StateValues = tuple[str | None, tuple[object, ...] | None]
-"""Per file: the reason it was skipped, or its feature row (already pseudonymised)."""
+StateValues = tuple[str | None, bytes | None, tuple[object, ...] | None]
+"""Per file: the reason it was skipped, or the digest of its feature row (already
+pseudonymised) and, the first time the chunk meets that row, the row itself."""
 
 
 def read_chunk(
@@ -308,9 +311,12 @@ def read_chunk(
             reason = rows.add(dataset, attrs)
             if reason is None:
                 built.append(i)
-        out.append((None if reason is None else str(reason), None))
+        out.append((None if reason is None else str(reason), None, None))
+    sent: set[bytes] = set()
     for i, values in zip(built, rows.take_tuples(_STATE_COLUMNS), strict=True):
-        out[i] = (None, values)
+        row_id = hashlib.blake2b(repr(values).encode(), digest_size=16).digest()
+        out[i] = (None, row_id, None if row_id in sent else values)
+        sent.add(row_id)
     return out
 
 
@@ -326,7 +332,9 @@ def _start_pool(workers: int) -> ProcessPoolExecutor:
 
 
 class _State:
-    """Per-file state in SQLite: path pseudonym, size, mtime, then a skip reason or a row."""
+    """Per-file state in SQLite: path pseudonym, size, mtime, then a skip reason or the id of its
+    feature row. Rows are stored once per distinct content (the instances of a series share
+    theirs), keyed by a digest, so a chunk's commit binds a few values per file."""
 
     def __init__(self, path: Path, check: int) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -338,32 +346,52 @@ class _State:
             cols = ", ".join(_STATE_COLUMNS)
             self._con.executescript(
                 "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER);"
-                "CREATE TABLE IF NOT EXISTS files (path INTEGER PRIMARY KEY, size INTEGER, "
-                f"mtime INTEGER, reason TEXT, {cols});"
+                "CREATE TABLE IF NOT EXISTS file_state (path INTEGER PRIMARY KEY, size INTEGER, "
+                "mtime INTEGER, reason TEXT, row_id BLOB);"
+                f"CREATE TABLE IF NOT EXISTS row_values (row_id BLOB PRIMARY KEY, {cols});"
             )
             found = self._con.execute("SELECT value FROM meta WHERE key = 'check'").fetchone()
             if found is None or found[0] != check:  # new state, or a new pseudonymisation key
                 with self._con:
-                    self._con.execute("DELETE FROM files")
+                    self._con.execute("DELETE FROM file_state")
+                    self._con.execute("DELETE FROM row_values")
                     self._con.execute("INSERT OR REPLACE INTO meta VALUES ('check', ?)", [check])
         except sqlite3.Error as exc:
             raise UnreadableSourceError(f"{path}: harvest state unusable: {exc}") from exc
-        self._insert = (
-            f"INSERT OR REPLACE INTO files VALUES ({', '.join('?' * (4 + len(_STATE_COLUMNS)))})"
-        )
+        marks = ", ".join("?" * (1 + len(_STATE_COLUMNS)))
+        self._insert_row = f"INSERT OR IGNORE INTO row_values VALUES ({marks})"
 
     def load(self) -> dict[int, tuple[object, ...]]:
-        return {r[0]: r for r in self._con.execute("SELECT * FROM files")}
+        """path key -> (key, size, mtime, reason, *row values)."""
+        rows = {r[0]: r[1:] for r in self._con.execute("SELECT * FROM row_values")}
+        return {
+            key: (key, size, mtime, reason, *(rows[row_id] if row_id is not None else _EMPTY_ROW))
+            for key, size, mtime, reason, row_id in self._con.execute("SELECT * FROM file_state")
+        }
 
     def drop(self, keys: list[int]) -> None:
         with self._con:
-            self._con.executemany("DELETE FROM files WHERE path = ?", [(k,) for k in keys])
+            self._con.executemany("DELETE FROM file_state WHERE path = ?", [(k,) for k in keys])
 
-    def put(self, rows: list[tuple[object, ...]]) -> None:
+    def put(
+        self,
+        states: list[tuple[int, int, int, str | None, bytes | None]],
+        rows: list[tuple[bytes, tuple[object, ...]]],
+    ) -> None:
+        """(key, size, mtime, reason, row id) per file and the rows new to this chunk, as one
+        commit."""
         with self._con:
-            self._con.executemany(self._insert, rows)
+            self._con.executemany(self._insert_row, [(k, *v) for k, v in rows])
+            self._con.executemany(
+                "INSERT OR REPLACE INTO file_state VALUES (?, ?, ?, ?, ?)", states
+            )
 
     def close(self) -> None:
+        self._con.execute(
+            "DELETE FROM row_values WHERE row_id NOT IN "
+            "(SELECT row_id FROM file_state WHERE row_id IS NOT NULL)"
+        )
+        self._con.commit()
         self._con.close()
 
 
@@ -429,13 +457,10 @@ class DicomFilesHarvester:
             state.drop([k for k in known if k not in keys])
             stale = [f for f in current if (k := known.get(f[3])) is None or k[1:3] != (f[1], f[2])]
             for chunk, results in self._read(root, stale, pool, ctx.pseudonymise):
+                pairs = list(zip(chunk, results, strict=True))
                 state.put(
-                    [
-                        (key, size, mtime, reason, *(values or self._EMPTY))
-                        for (_, size, mtime, key, _), (reason, values) in zip(
-                            chunk, results, strict=True
-                        )
-                    ]
+                    [(f[3], f[1], f[2], reason, row_id) for f, (reason, row_id, _) in pairs],
+                    [(row_id, v) for _, (_, row_id, v) in pairs if row_id and v is not None],
                 )
             known = state.load()
         finally:
@@ -449,8 +474,6 @@ class DicomFilesHarvester:
         parts = Path(rel).parts
         assert source.datasets_by_folder is not None
         return source.datasets_by_folder.get(parts[0]) if len(parts) > 1 else None
-
-    _EMPTY = (None,) * len(_STATE_COLUMNS)
 
     @staticmethod
     def _read(
