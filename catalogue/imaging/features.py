@@ -86,6 +86,7 @@ class SeriesRows:
         self._cache: dict[str, int] = {}
         self._cache_limit = cache_limit
         self._rows: dict[str, list[object]] = {f: [] for f in FEATURE_COLUMNS}
+        self._last_series, self._last_series_id = "", 0
 
     def __len__(self) -> int:
         return len(self._rows["series"])
@@ -117,7 +118,9 @@ class SeriesRows:
         row["dataset"].append(str(dataset))
         row["subject"].append(self._pseudonym(patient))
         row["study"].append(self._pseudonym(study))
-        row["series"].append(self._pseudo(series))
+        if series != self._last_series:  # instances of one series usually come together
+            self._last_series, self._last_series_id = series, self._pseudo(series)
+        row["series"].append(self._last_series_id)
         row["sex"].append(sex_code(attrs.get("PatientSex")).value)
         row["age"].append(age)
         row["study_year"].append(year_of(attrs.get("StudyDate")))
