@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal, overload
 
 import httpx
 import pyarrow as pa
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydicom.datadict import keyword_for_tag
 
 from catalogue import __version__
@@ -54,8 +54,9 @@ class DicomWebSource(SourceConfig):
     kind: Literal["dicomweb"]
     url: str = Field(description="DICOMweb root, such as http://pacs:8042/dicom-web")
     dataset: str
-    headers: dict[str, str] = Field(
-        default_factory=dict, description="Extra request headers, such as Authorization."
+    headers: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Extra request headers, such as Authorization; kept out of logs and reprs.",
     )
     page_size: int = Field(default=100, ge=1, le=10_000)
     timeout: float = Field(default=30, gt=0, description="Seconds per request.")
@@ -207,7 +208,7 @@ class _Client:
             headers={
                 "User-Agent": USER_AGENT,
                 "Accept": "application/dicom+json, application/json",
-                **source.headers,
+                **{name: value.get_secret_value() for name, value in source.headers.items()},
             },
             timeout=httpx.Timeout(source.timeout),
             transport=transport,
