@@ -115,7 +115,6 @@ class ExactSummary(_Frozen):
 
     subjects: int
     studies: int
-    series: int
     age_min: int | None = None
     age_max: int | None = None
     subjects_by_modality: dict[str, int] = {}

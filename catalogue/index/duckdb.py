@@ -250,7 +250,7 @@ class DuckDBCohortIndex:
         con = self._con.cursor()
         try:
             totals = con.execute(
-                "SELECT dataset, count(DISTINCT subject), count(DISTINCT study), count(*), "
+                "SELECT dataset, count(DISTINCT subject), count(DISTINCT study), "
                 "min(age), max(age) FROM series WHERE provider = $1 GROUP BY dataset",
                 [provider_id],
             ).fetchall()
@@ -266,12 +266,11 @@ class DuckDBCohortIndex:
         finally:
             con.close()
         out = {}
-        for dataset, subjects, studies, series, age_min, age_max in totals:
+        for dataset, subjects, studies, age_min, age_max in totals:
             values = by_value.get(dataset, {})
             out[str(dataset)] = ExactSummary(
                 subjects=subjects,
                 studies=studies,
-                series=series,
                 age_min=age_min,
                 age_max=age_max,
                 subjects_by_modality=values.get("modality", {}),

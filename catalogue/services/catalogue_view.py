@@ -52,11 +52,13 @@ class CatalogueView:
         self._lock = threading.Lock()
         self._providers: dict[str, Provider] | None = None
         self._datasets: dict[tuple[str, str], Dataset] | None = None
+        self._identifiers: frozenset[str] | None = None
 
     def refresh(self) -> None:
         with self._lock:
             self._providers = None
             self._datasets = None
+            self._identifiers = None
 
     def providers(self) -> dict[str, Provider]:
         with self._lock:
@@ -74,9 +76,22 @@ class CatalogueView:
 
     def datasets_by_key(self) -> dict[tuple[str, str], Dataset]:
         with self._lock:
-            if self._datasets is None:
-                self._datasets = {d.key: d for d in self.catalogue.datasets.all()}
-            return self._datasets
+            return self._described()
+
+    def _described(self) -> dict[tuple[str, str], Dataset]:
+        """The datasets index as a dict (caller holds the lock)."""
+        if self._datasets is None:
+            self._datasets = {d.key: d for d in self.catalogue.datasets.all()}
+        return self._datasets
+
+    def dataset_identifiers(self) -> frozenset[str]:
+        """Identifiers of every dataset described in the catalogue or holding features."""
+        with self._lock:
+            if self._identifiers is None:
+                described = {identifier for _, identifier in self._described()}
+                featured = {identifier for _, identifier in self.catalogue.cohort.scopes()}
+                self._identifiers = frozenset(described | featured)
+            return self._identifiers
 
     def dataset(self, provider_id: str, identifier: str) -> Dataset | None:
         return self.datasets_by_key().get((provider_id, identifier))

@@ -49,9 +49,8 @@ class FeasibilityService:
         if unknown:
             raise QueryError(f"unknown provider(s): {', '.join(unknown)}")
         if query.datasets.datasets:
-            catalogued = {identifier for _, identifier in self.view.datasets_by_key()}
-            catalogued |= {identifier for _, identifier in self.view.catalogue.cohort.scopes()}
-            missing = [d for d in query.datasets.datasets if d not in catalogued]
+            known_datasets = self.view.dataset_identifiers()
+            missing = [d for d in query.datasets.datasets if d not in known_datasets]
             if missing:
                 raise QueryError(f"unknown dataset(s): {', '.join(missing)}")
         exact = self.view.catalogue.cohort.count(query)

@@ -9,7 +9,7 @@ RULES = DisclosureSettings()
 
 def test_small_datasets_publish_nothing_identifying() -> None:
     exact = ExactSummary(
-        subjects=7, studies=12, series=40, age_min=33, age_max=81, subjects_by_modality={"CT": 7}
+        subjects=7, studies=12, age_min=33, age_max=81, subjects_by_modality={"CT": 7}
     )
     summary = disclosed_summary(exact, RULES)
     assert summary.number_of_unique_individuals is None
@@ -22,7 +22,6 @@ def test_ages_widen_and_rare_values_drop() -> None:
     exact = ExactSummary(
         subjects=120,
         studies=301,
-        series=900,
         age_min=33,
         age_max=81,
         subjects_by_modality={"CT": 120, "PT": 9, "MR": 10},

@@ -115,11 +115,7 @@ class CatalogueSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        unexpected = [
-            e
-            for e in errors
-            if e.original_error is not None and not isinstance(e.original_error, CatalogueError)
-        ]
+        unexpected = [e for e in errors if _should_mask(e)]
         if unexpected:
             super().process_errors(unexpected, execution_context)
 
