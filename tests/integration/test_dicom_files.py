@@ -412,6 +412,22 @@ def test_corrupt_files_are_skipped_by_reason(tmp_path: Path, catalogue: Catalogu
     assert (result.total.series, result.total.studies) == (3, 3)
 
 
+def test_reading_from_a_prefix_in_memory_changes_no_outcome(
+    tmp_path: Path, real_tree: tuple[Path, dict[str, str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether a header is parsed from the whole file in memory, from a prefix or from the file,
+    every real and corrupt file reads to the same attributes or the same reason."""
+    broken = corrupt_files(tmp_path)
+    paths = [str(tmp_path / name) for name in broken]
+    paths += sorted(str(p) for p in real_tree[0].rglob("*") if p.is_file())
+    outcomes = []
+    for prefix in (1 << 40, 4096, 132):  # whole files; headers within or past; past nearly all
+        monkeypatch.setattr(dicom_files, "PREFIX_BYTES", prefix)
+        outcomes.append([dicom_files.read_file(path) for path in paths])
+    assert outcomes[0] == outcomes[1] == outcomes[2]
+    assert {o.get("reason") for o in outcomes[0]} >= set(broken.values())
+
+
 # --- incremental and resumed harvests -----------------------------------------------------------
 
 
