@@ -1,7 +1,8 @@
-"""The `catalogue` command: demo, harvest, serve, schemas."""
+"""The `catalogue` command: demo, harvest, runs, reindex, serve, schemas."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -15,6 +16,8 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from catalogue.config import Settings, providers_json_schema, read_providers
+from catalogue.dcat.access_levels import AccessLevel
+from catalogue.domain.harvest import SourceReport
 from catalogue.exceptions import CatalogueError, ConfigError
 from catalogue.services.ingest import HarvestReport, harvest, reindex_all
 from catalogue.services.runtime import open_catalogue
@@ -49,20 +52,34 @@ def _progress() -> Iterator[Callable[[str, int], None]]:
         yield hook
 
 
-def _print_report(report: HarvestReport) -> None:
-    table = Table(title=f"Harvest ({report.seconds:.1f} s)")
-    for column in ("provider", "source", "kind", "datasets", "series", "skipped", "status"):
+def _sources_table(title: str, sources: list[SourceReport]) -> Table:
+    table = Table(title=title)
+    columns = ("provider", "source", "kind", "datasets", "new/upd/same/del/rej", "series")
+    for column in (*columns, "skipped", "status"):
         table.add_column(column)
-    for s in report.sources:
+    for s in sources:
         skipped = ", ".join(f"{k}: {v}" for k, v in s.skipped.items()) or "-"
         status = "[green]ok" if s.ok else f"[red]failed: {s.error}"
-        table.add_row(
-            s.provider_id, s.source_id, s.kind, str(s.datasets), f"{s.series:,}", skipped, status
-        )
-    console.print(table)
+        if s.suspect:
+            status += f"\n[yellow]suspect: {s.suspect}"
+        for line in s.warnings[:5]:
+            status += f"\n[yellow]warning: {line}"
+        if s.normalisations:
+            status += f"\n{len(s.normalisations)} normalisations"
+        changes = f"{s.new}/{s.updated}/{s.unchanged}/{s.deleted}/{s.rejected}"
+        row = (s.provider_id, s.source_id, s.kind, str(s.datasets), changes, f"{s.series:,}")
+        table.add_row(*row, skipped, status)
+    return table
 
 
-def _harvest(settings: Settings, providers: Path, only: str | None) -> bool:
+def _print_report(report: HarvestReport) -> None:
+    title = f"Harvest run {report.run_id} ({report.seconds:.1f} s)"
+    console.print(_sources_table(title, report.sources))
+
+
+def _harvest(
+    settings: Settings, providers: Path, only: str | None, allow_deletions: bool = False
+) -> bool:
     """Harvest the valid providers of the file; False when anything failed."""
     parsed, errors = read_providers(providers)
     for error in errors:
@@ -70,7 +87,9 @@ def _harvest(settings: Settings, providers: Path, only: str | None) -> bool:
     if not parsed.providers:
         raise ConfigError(f"{providers}: no valid provider to harvest")
     with open_catalogue(settings) as catalogue, _progress() as hook:
-        report = harvest(catalogue, parsed, only=only, progress=hook)
+        report = harvest(
+            catalogue, parsed, only=only, progress=hook, allow_deletions=allow_deletions
+        )
     _print_report(report)
     return report.ok and not errors
 
@@ -88,14 +107,39 @@ def _serve(settings: Settings, host: str, port: int) -> None:
 def harvest_command(
     providers: ProvidersOption = None,
     provider: Annotated[str | None, typer.Option(help="Harvest only this provider.")] = None,
+    allow_deletions: Annotated[
+        bool,
+        typer.Option(
+            "--allow-deletions",
+            help="Delete datasets no longer listed even past the safeguard (empty listing, "
+            "or more than harvest.max_delete_share of a provider).",
+        ),
+    ] = False,
 ) -> None:
     """Harvest every provider (or one) into the store and indexes."""
     settings = Settings()
     path = providers or settings.providers
     if path is None:
         raise CatalogueError("no providers file: give --providers or set CATALOGUE_PROVIDERS")
-    if not _harvest(settings, path, provider):
+    if not _harvest(settings, path, provider, allow_deletions):
         raise typer.Exit(code=2)
+
+
+@app.command("runs")
+def runs_command(
+    last: Annotated[int, typer.Option(help="How many recent runs to show.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Show the recent harvest runs and what each source did."""
+    with open_catalogue(Settings()) as catalogue:
+        runs = catalogue.log.runs(last)
+    if as_json:
+        print(json.dumps([dataclasses.asdict(r) for r in runs], indent=2))
+        return
+    for run in runs:
+        state = {None: "running or stopped", True: "ok", False: "failed"}[run.ok]
+        title = f"Run {run.id}: {run.started} to {run.ended or '-'} ({state})"
+        console.print(_sources_table(title, run.sources))
 
 
 @app.command("reindex")
@@ -149,6 +193,35 @@ def schemas_command(
     (out / "graphql").mkdir(exist_ok=True)
     (out / "graphql" / "schema.graphql").write_text(schema.as_str() + "\n")
     console.print(f"schemas written to {out}")
+
+
+@app.command("validate")
+def validate_command(
+    file: Annotated[Path, typer.Argument(help="RDF file: Turtle, RDF/XML, N-Triples, JSON-LD.")],
+    level: Annotated[
+        AccessLevel | None,
+        typer.Option(help="Check every dataset at this level (default: its dct:accessRights)."),
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Class ranges closed-world, as the official shapes.")
+    ] = False,
+) -> None:
+    """Validate against DCAT-AP 3 and HealthDCAT-AP: exit 1 on violations, 2 if unreadable."""
+    from rich.markup import escape
+
+    from catalogue.dcat.rdf_io import read_rdf
+    from catalogue.dcat.validation import validate
+    from catalogue.exceptions import UnreadableSourceError
+
+    try:
+        graph = read_rdf(file.absolute())
+    except UnreadableSourceError as exc:
+        console.print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
+        raise typer.Exit(code=2) from exc
+    report = validate(graph, level, strict=strict)
+    typer.echo(report.text(), nl=False)
+    if not report.conforms:
+        raise typer.Exit(code=1)
 
 
 def main() -> None:

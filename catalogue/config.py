@@ -5,15 +5,16 @@ from __future__ import annotations
 import secrets
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Union
+from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, Field, SecretStr, ValidationError, create_model
+from pydantic import AnyHttpUrl, BaseModel, Field, SecretStr, ValidationError, create_model
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from catalogue import plugins
 from catalogue.domain.harvest import ProviderConfig, SourceConfig
 from catalogue.exceptions import ConfigError
+from catalogue.net.http import HttpSettings
 
 
 class DisclosureSettings(BaseModel):
@@ -24,7 +25,29 @@ class DisclosureSettings(BaseModel):
 
 
 class StoreSettings(BaseModel):
+    """The graph store; `url` and what follows it are for a remote SPARQL store (`sparql`)."""
+
     backend: str = "oxigraph"
+    url: AnyHttpUrl | None = Field(default=None, description="SPARQL 1.1 query endpoint")
+    update_url: AnyHttpUrl | None = Field(
+        default=None, description="SPARQL 1.1 update endpoint; `url` when not set"
+    )
+    user: str | None = None
+    password: SecretStr | None = None
+    auth: Literal["digest", "basic"] = "digest"
+    timeout: float = Field(default=120, gt=0, description="seconds to wait for one request")
+
+
+class HarvestSettings(BaseModel):
+    """Harvest safeguards."""
+
+    max_delete_share: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="A run that would delete more than this share of a provider's datasets "
+        "deletes none and marks the provider suspect.",
+    )
 
 
 class IndexSettings(BaseModel):
@@ -45,6 +68,8 @@ class Settings(BaseSettings):
     disclosure: DisclosureSettings = DisclosureSettings()
     store: StoreSettings = StoreSettings()
     index: IndexSettings = IndexSettings()
+    harvest: HarvestSettings = HarvestSettings()
+    http: HttpSettings = HttpSettings()
 
     def master_secret(self) -> bytes:
         """The deployment secret; generated once and kept in the data folder when not set."""

@@ -1,9 +1,13 @@
-"""`dcat` sources: DCAT-AP catalogues in files (Turtle, RDF/XML, JSON-LD, N-Triples)."""
+"""`dcat` sources: DCAT-AP catalogues in files or at a URL (Turtle, RDF/XML, JSON-LD, N-Triples).
+
+A URL is read page by page when the catalogue is Hydra-paged (harvesters/hydra.py)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
 
 from catalogue.dcat.parser import iter_datasets
 from catalogue.dcat.rdf_io import guess_format, read_rdf
@@ -15,26 +19,55 @@ from catalogue.domain.harvest import (
     SourceReport,
 )
 from catalogue.exceptions import UnreadableSourceError
+from harvesters.hydra import Listing, harvest_pages
+from harvesters.rdf_http import headers_field, http_client, plain_headers
 
 _RDF_SUFFIXES = {".ttl", ".turtle", ".rdf", ".xml", ".owl", ".nt", ".jsonld", ".json", ".n3"}
 
 
 class DcatSource(SourceConfig):
-    """A DCAT catalogue file, or a folder of them."""
+    """A DCAT catalogue file, a folder of them, or a URL (exactly one of `path` and `url`)."""
 
     kind: Literal["dcat"]
-    path: Path
-    format: Literal["turtle", "xml", "json-ld", "nt", "n3"] | None = None
+    path: Path | None = None
+    url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="A catalogue's URL; Hydra pages (hydra:next / hydra:nextPage) are followed.",
+    )
+    format: Literal["turtle", "xml", "json-ld", "nt", "n3"] | None = Field(
+        default=None,
+        description="Force a parser; by default from the extension, or for a URL from the "
+        "Content-Type, the URL's suffix and then the body.",
+    )
+    headers: dict[str, SecretStr] = headers_field()
+    max_pages: int = Field(default=10_000, ge=1, description="Most pages read from a URL.")
+
+    @model_validator(mode="after")
+    def _one_location(self) -> Self:
+        if (self.path is None) == (self.url is None):
+            raise ValueError("give exactly one of `path` and `url`")
+        return self
 
 
 class DcatFileHarvester:
-    """Parses each file whole before anything is written, so a bad file changes nothing."""
+    """Parses each file whole before anything is written, so a bad file changes nothing; a URL
+    is written a page at a time, and a page that fails fails the source (what earlier pages
+    wrote stays, nothing is deleted)."""
 
     config_model: ClassVar[type[SourceConfig]] = DcatSource
 
     def harvest(self, source: SourceConfig, ctx: HarvestContext, sink: HarvestSink) -> SourceReport:
         assert isinstance(source, DcatSource)
         report = SourceReport(ctx.provider.id, ctx.source_id, source.kind)
+        if source.url is not None:
+            listing = Listing(
+                source.url, None, plain_headers(source.headers), source.format, source.max_pages
+            )
+            with http_client(ctx) as http:
+                harvest_pages(http, listing, ctx, sink, report)
+            return report
+        assert source.path is not None
         path = ctx.resolve(source.path)
         if path.is_dir():
             files = sorted(p for p in path.rglob("*") if p.suffix.lower() in _RDF_SUFFIXES)
@@ -53,8 +86,8 @@ class DcatFileHarvester:
                 report.skip("unreadable file")
                 errors.append(str(exc))
                 continue
-            for dataset, subgraph in iter_datasets(graph, ctx.provider.id):
-                items[dataset.identifier] = HarvestedDataset(dataset, subgraph)
+            for item in iter_datasets(graph, ctx.provider.id):
+                items[item.dataset.identifier] = item
         sink.put_datasets(list(items.values()))
         report.datasets = len(items)
         if errors:

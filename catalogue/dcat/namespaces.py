@@ -1,26 +1,56 @@
 """RDF namespaces of DCAT-AP, HealthDCAT-AP and the catalogue's imaging extension."""
 
-from rdflib import Namespace
+from rdflib import Namespace, URIRef
 from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF, RDFS, SKOS, XSD
 
 HEALTHDCATAP = Namespace("http://healthdataportal.eu/ns/health#")
 ADMS = Namespace("http://www.w3.org/ns/adms#")
 VCARD = Namespace("http://www.w3.org/2006/vcard/ns#")
 DCATAP = Namespace("http://data.europa.eu/r5r/")
+DCAT3 = Namespace(str(DCAT))
+"""DCAT as an open namespace: rdflib's DCAT lacks the DCAT 3 terms (hasVersion, version...)."""
+GEODCATAP = Namespace("http://data.europa.eu/930/")
+CV = Namespace("http://data.europa.eu/m8g/")
+"""Core Vocabularies (CPOV contact points), used by HealthDCAT-AP release 7 and later."""
+DPV = Namespace("https://w3id.org/dpv#")
+SPDX = Namespace("http://spdx.org/rdf/terms#")
+LOCN = Namespace("http://www.w3.org/ns/locn#")
 CIM = Namespace("https://w3id.org/cancer-imaging-catalogue/ns#")
 """The imaging extension: cancer type, tumour site (body site) and modality of a dataset."""
+
+FOLLOWED_PREDICATES: frozenset[URIRef] = frozenset(
+    {
+        DCAT.distribution,
+        DCAT.contactPoint,
+        DCTERMS.publisher,
+        DCTERMS.creator,
+        DCTERMS.rightsHolder,
+        HEALTHDCATAP.hdab,
+        HEALTHDCATAP.hdabCoordinator,
+        GEODCATAP.custodian,
+    }
+)
+"""IRI objects of these predicates are described inside a dataset's description (agents,
+distributions); other IRIs are references. The same set as parser.dataset_subgraph follows."""
 
 __all__ = [
     "ADMS",
     "CIM",
+    "CV",
     "DCAT",
+    "DCAT3",
     "DCATAP",
     "DCTERMS",
+    "DPV",
     "FOAF",
+    "FOLLOWED_PREDICATES",
+    "GEODCATAP",
     "HEALTHDCATAP",
+    "LOCN",
     "RDF",
     "RDFS",
     "SKOS",
+    "SPDX",
     "VCARD",
     "XSD",
 ]

@@ -7,7 +7,19 @@ from collections.abc import Iterator
 from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.term import Node
 
-from catalogue.dcat.namespaces import ADMS, CIM, DCAT, DCTERMS, FOAF, HEALTHDCATAP, RDF, SKOS
+from catalogue.dcat.drift import normalise
+from catalogue.dcat.namespaces import (
+    ADMS,
+    CIM,
+    DCAT,
+    DCTERMS,
+    FOAF,
+    FOLLOWED_PREDICATES,
+    HEALTHDCATAP,
+    RDF,
+    SKOS,
+)
+from catalogue.domain.harvest import HarvestedDataset
 from catalogue.domain.models import Dataset
 
 _PREFERRED_LANGUAGES = ("en", None)
@@ -105,8 +117,7 @@ def dataset_subgraph(graph: Graph, node: Node) -> Graph:
         for predicate, obj in graph.predicate_objects(subject):
             out.add((subject, predicate, obj))
             if isinstance(obj, BNode) or (
-                predicate in (DCAT.distribution, DCTERMS.publisher, DCAT.contactPoint)
-                and isinstance(obj, URIRef)
+                predicate in FOLLOWED_PREDICATES and isinstance(obj, URIRef)
             ):
                 stack.append(obj)
     for prefix, namespace in graph.namespaces():
@@ -114,7 +125,16 @@ def dataset_subgraph(graph: Graph, node: Node) -> Graph:
     return out
 
 
-def iter_datasets(graph: Graph, provider_id: str) -> Iterator[tuple[Dataset, Graph]]:
-    """Every dataset of a catalogue graph with its own subgraph."""
+def iter_datasets(graph: Graph, provider_id: str) -> Iterator[HarvestedDataset]:
+    """Every dataset of a catalogue graph (as a harvester hands it to its sink), known drift
+    normalised first, with its own subgraph and the normalisations made within it."""
+    graph, changes = normalise(graph)
+    by_subject: dict[str, list[str]] = {}
+    for change in changes:
+        by_subject.setdefault(change.subject, []).append(str(change))
     for node in dataset_nodes(graph):
-        yield parse_dataset(graph, node, provider_id), dataset_subgraph(graph, node)
+        subgraph = dataset_subgraph(graph, node)
+        made = [line for s in set(subgraph.subjects()) for line in by_subject.get(s.n3(), ())]
+        yield HarvestedDataset(
+            parse_dataset(graph, node, provider_id), subgraph, tuple(sorted(made))
+        )

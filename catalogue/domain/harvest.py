@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -13,6 +13,9 @@ from rdflib import Graph
 
 from catalogue.domain.identifiers import Pseudonymiser
 from catalogue.domain.models import Dataset
+
+if TYPE_CHECKING:
+    from catalogue.net.http import HttpClient
 
 
 class SourceConfig(BaseModel):
@@ -42,6 +45,18 @@ class ProviderConfig(BaseModel):
         description="Pseudonymisation key; derived from CATALOGUE_SECRET when absent.",
     )
     sources: list[SourceConfig] = Field(default_factory=list)
+    validation: Literal["off", "record", "reject"] = Field(
+        default="record",
+        description="SHACL validation of each new or changed dataset: off; record the report "
+        "and accept; or reject a violating dataset (its previous version, if any, stays).",
+    )
+    max_delete_share: float | None = Field(
+        default=None,
+        ge=0,
+        le=1,
+        description="Largest share of this provider's datasets one run may delete; default: "
+        "the deployment's harvest.max_delete_share.",
+    )
 
 
 @dataclass(frozen=True)
@@ -52,6 +67,8 @@ class HarvestContext:
     source_id: str
     pseudonymise: Pseudonymiser
     base_dir: Path
+    http: HttpClient | None = None
+    """The run's HTTP client, through which every request of a harvester goes."""
 
     def resolve(self, path: Path) -> Path:
         return path if path.is_absolute() else self.base_dir / path
@@ -63,11 +80,19 @@ class HarvestedDataset:
 
     dataset: Dataset
     graph: Graph
+    normalisations: tuple[str, ...] = ()
+    """Drift repaired while reading it (for the harvest report)."""
 
 
 @dataclass
 class SourceReport:
-    """What one source harvest did; a failed source keeps what was harvested before."""
+    """What one source harvest did; a failed source keeps what was harvested before.
+
+    `datasets` counts the datasets the source listed; the sink adds how many of them were new,
+    updated, unchanged or rejected, and how many earlier ones it deleted. A harvester sets
+    `complete = False` when it listed only part of its datasets on purpose (such as CKAN's
+    `modified_since`), so that nothing is deleted; a failed source (`ok = False`) deletes nothing
+    either."""
 
     provider_id: str
     source_id: str
@@ -77,13 +102,32 @@ class SourceReport:
     datasets: int = 0
     series: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
+    complete: bool = True
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    rejected: int = 0
+    suspect: str | None = None
+    """Why deletions were held back (an empty listing, or too large a share to delete)."""
+    warnings: list[str] = field(default_factory=list)
+    normalisations: list[str] = field(default_factory=list)
 
     def skip(self, reason: str, count: int = 1) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + count
 
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
 
 class HarvestSink(Protocol):
-    """Where a harvester writes; each call replaces that source's previous output atomically."""
+    """Where a harvester writes.
+
+    `put_datasets` may be called several times per source (a page at a time); each dataset's
+    graph is replaced atomically as it comes, and unchanged ones are not rewritten. When the
+    source ends `ok` and `complete`, the datasets it did not list this time are deleted, unless
+    the deletion safeguard holds them back. `put_series` replaces the source's feature rows in
+    one transaction."""
 
     def put_datasets(self, items: list[HarvestedDataset]) -> None: ...
 

@@ -30,6 +30,10 @@ class DatasetIndex(Protocol):
         """Make `datasets` the provider's whole set of indexed datasets, atomically."""
         ...
 
+    def update(self, datasets: list[Dataset], removed: list[tuple[str, str]]) -> None:
+        """Add or replace `datasets` and remove the (provider, identifier) pairs, atomically."""
+        ...
+
     def search(
         self, text: str | None, offset: int, limit: int, providers: tuple[str, ...] = ()
     ) -> SearchPage: ...

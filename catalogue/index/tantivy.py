@@ -27,6 +27,25 @@ def _schema() -> tantivy.Schema:
     return builder.build()
 
 
+def _key(provider_id: str, identifier: str) -> str:
+    return f"{provider_id}\x1f{identifier}"
+
+
+def _document(dataset: Dataset) -> tantivy.Document:
+    return tantivy.Document(
+        key=_key(dataset.provider_id, dataset.identifier),
+        provider=dataset.provider_id,
+        title=dataset.title,
+        description=dataset.description,
+        keywords=" ; ".join(dataset.keywords),
+        cancer_types=" ; ".join(dataset.cancer_types),
+        body_sites=" ; ".join(dataset.body_sites),
+        modalities=" ; ".join(dataset.modalities),
+        sort_title=dataset.title.casefold(),
+        payload=dataset.model_dump_json(),
+    )
+
+
 class TantivyDatasetIndex:
     """One tantivy index; documents hold the Dataset JSON so hits need no store round trip."""
 
@@ -39,24 +58,24 @@ class TantivyDatasetIndex:
         self._lock = threading.Lock()
 
     def replace_provider(self, provider_id: str, datasets: list[Dataset]) -> None:
+        self._write(datasets, provider=provider_id)
+
+    def update(self, datasets: list[Dataset], removed: list[tuple[str, str]]) -> None:
+        self._write(datasets, keys=[_key(*d.key) for d in datasets] + [_key(*k) for k in removed])
+
+    def _write(
+        self, datasets: list[Dataset], provider: str | None = None, keys: list[str] | None = None
+    ) -> None:
+        """Delete a provider's documents or the given keys, add `datasets`: one commit."""
         with self._lock:
             writer = self._index.writer(heap_size=64_000_000, num_threads=1)
             try:
-                writer.delete_documents_by_term("provider", provider_id)
+                if provider is not None:
+                    writer.delete_documents_by_term("provider", provider)
+                for key in keys or ():
+                    writer.delete_documents_by_term("key", key)
                 for dataset in datasets:
-                    doc = tantivy.Document(
-                        key=f"{dataset.provider_id}\x1f{dataset.identifier}",
-                        provider=dataset.provider_id,
-                        title=dataset.title,
-                        description=dataset.description,
-                        keywords=" ; ".join(dataset.keywords),
-                        cancer_types=" ; ".join(dataset.cancer_types),
-                        body_sites=" ; ".join(dataset.body_sites),
-                        modalities=" ; ".join(dataset.modalities),
-                        sort_title=dataset.title.casefold(),
-                        payload=dataset.model_dump_json(),
-                    )
-                    writer.add_document(doc)
+                    writer.add_document(_document(dataset))
                 writer.commit()
             except Exception:
                 writer.rollback()
@@ -105,9 +124,7 @@ class TantivyDatasetIndex:
 
     def get(self, provider_id: str, identifier: str) -> Dataset | None:
         searcher = self._index.searcher()
-        query = tantivy.Query.term_query(
-            self._index.schema, "key", f"{provider_id}\x1f{identifier}"
-        )
+        query = tantivy.Query.term_query(self._index.schema, "key", _key(provider_id, identifier))
         hits = searcher.search(query, limit=1).hits
         if not hits:
             return None

@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from urllib.parse import unquote
 
 import pyarrow as pa
@@ -33,8 +34,12 @@ from catalogue.domain.identifiers import (
 from catalogue.domain.identifiers import provider_graph as provider_graph_name
 from catalogue.domain.models import Dataset, Provider
 from catalogue.exceptions import CatalogueError, ConfigError
+from catalogue.net.http import HttpClient
+from catalogue.services.dataset_sync import DatasetWriter
+from catalogue.services.harvest_log import HarvestLog
 from catalogue.services.runtime import Catalogue
 from catalogue.services.summaries import parse_summary, write_summaries
+from catalogue.services.validation import validate_description
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +53,7 @@ class HarvestReport:
 
     sources: list[SourceReport] = field(default_factory=list)
     seconds: float = 0.0
+    run_id: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -62,18 +68,21 @@ class _Sink:
     """Writes one source's output into the catalogue; each call is atomic."""
 
     def __init__(
-        self, catalogue: Catalogue, provider_id: str, source_id: str, progress: ProgressHook | None
+        self,
+        catalogue: Catalogue,
+        provider_id: str,
+        source_id: str,
+        progress: ProgressHook | None,
+        datasets: DatasetWriter,
     ) -> None:
         self._catalogue = catalogue
         self._provider_id = provider_id
         self._source_id = source_id
         self._progress = progress
+        self._datasets = datasets
 
     def put_datasets(self, items: list[HarvestedDataset]) -> None:
-        graphs = {
-            dataset_graph(self._provider_id, item.dataset.identifier): item.graph for item in items
-        }
-        self._catalogue.store.replace_graphs(graphs)
+        self._datasets.put(items)
 
     def put_series(self, batches: Iterable[pa.RecordBatch]) -> int:
         def counted() -> Iterable[pa.RecordBatch]:
@@ -85,15 +94,30 @@ class _Sink:
         return self._catalogue.cohort.replace_source(self._provider_id, self._source_id, counted())
 
 
+@dataclass(frozen=True)
+class _Run:
+    """What every source of one harvest run shares."""
+
+    catalogue: Catalogue
+    log: HarvestLog
+    run_id: int
+    progress: ProgressHook | None
+    allow_deletions: bool
+
+
 def _harvest_source(
-    catalogue: Catalogue,
+    run: _Run,
     provider: ProviderConfig,
     position: int,
     pseudonymiser: Pseudonymiser,
-    progress: ProgressHook | None,
+    http: HttpClient | None = None,
 ) -> SourceReport:
+    catalogue = run.catalogue
     source = provider.sources[position]
     source_id = source.source_id(position)
+    report = SourceReport(provider.id, source_id, source.kind)
+    validator = None if provider.validation == "off" else validate_description
+    writer = DatasetWriter(catalogue, run.log, run.run_id, provider, report, validator)
     try:
         harvester: Harvester = plugins.load(plugins.HARVESTERS, source.kind)()
         ctx = HarvestContext(
@@ -101,14 +125,37 @@ def _harvest_source(
             source_id=source_id,
             pseudonymise=pseudonymiser,
             base_dir=catalogue.settings.data_dir,
+            http=http,
         )
-        return harvester.harvest(source, ctx, _Sink(catalogue, provider.id, source_id, progress))
+        sink = _Sink(catalogue, provider.id, source_id, run.progress, writer)
+        done = harvester.harvest(source, ctx, sink)
+        _merge(done, into=report)
     except CatalogueError as exc:
-        return SourceReport(provider.id, source_id, source.kind, ok=False, error=str(exc))
+        report.ok, report.error = False, str(exc)
     except Exception as exc:  # a harvester bug or odd data must not stop the other sources
         log.exception("source %s/%s failed unexpectedly", provider.id, source_id)
-        error = f"unexpected {type(exc).__name__}: {exc}"
-        return SourceReport(provider.id, source_id, source.kind, ok=False, error=error)
+        report.ok, report.error = False, f"unexpected {type(exc).__name__}: {exc}"
+    try:
+        share = provider.max_delete_share
+        if share is None:
+            share = catalogue.settings.harvest.max_delete_share
+        writer.finish(share, run.allow_deletions)
+    except CatalogueError as exc:
+        report.ok, report.error = False, f"deleting datasets no longer listed failed: {exc}"
+    run.log.record_source(run.run_id, report)
+    return report
+
+
+def _merge(done: SourceReport, into: SourceReport) -> None:
+    """The harvester's own report into the one the sink has been counting in."""
+    if done is into:
+        return
+    into.ok, into.error, into.complete = done.ok, done.error, done.complete
+    into.datasets, into.series = done.datasets, done.series
+    for reason, count in done.skipped.items():
+        into.skip(reason, count)
+    into.warnings.extend(done.warnings)
+    into.normalisations.extend(done.normalisations)
 
 
 def harvest(
@@ -116,8 +163,10 @@ def harvest(
     providers: ProvidersFile,
     only: str | None = None,
     progress: ProgressHook | None = None,
+    allow_deletions: bool = False,
 ) -> HarvestReport:
-    """Harvest every provider (or only one) and refresh the datasets index from the store."""
+    """Harvest every provider (or only one), recording the run in the harvest log, and bring the
+    datasets index up to date with what changed."""
     selected = [p for p in providers.providers if only is None or p.id == only]
     if only is not None and not selected:
         known = ", ".join(p.id for p in providers.providers)
@@ -125,21 +174,58 @@ def harvest(
     started = time.perf_counter()
     report = HarvestReport()
     master = catalogue.settings.master_secret()
-    for provider in selected:
-        key = provider.secret.get_secret_value().encode() if provider.secret else None
-        pseudonymiser = (
-            Pseudonymiser(key) if key else Pseudonymiser.for_provider(master, provider.id)
-        )
-        public = Provider(id=provider.id, name=provider.name, homepage=provider.homepage)
-        catalogue.store.replace_graphs({provider_graph_name(provider.id): provider_graph(public)})
-        for position in range(len(provider.sources)):
-            report.sources.append(
-                _harvest_source(catalogue, provider, position, pseudonymiser, progress)
+    run = _Run(catalogue, catalogue.log, catalogue.log.start_run(), progress, allow_deletions)
+    report.run_id = run.run_id
+    http = HttpClient(catalogue.settings.http)
+    try:
+        for provider in selected:
+            key = provider.secret.get_secret_value().encode() if provider.secret else None
+            pseudonymiser = (
+                Pseudonymiser(key) if key else Pseudonymiser.for_provider(master, provider.id)
             )
-        write_summaries(catalogue, provider.id)
-        reindex_provider(catalogue, provider.id)
+            public = Provider(id=provider.id, name=provider.name, homepage=provider.homepage)
+            catalogue.store.replace_graphs(
+                {provider_graph_name(provider.id): provider_graph(public)}
+            )
+            for position in range(len(provider.sources)):
+                report.sources.append(_harvest_source(run, provider, position, pseudonymiser, http))
+            unindexed = partial(_unindexed, run, provider.id)
+            write_summaries(catalogue, provider.id, before_write=unindexed)
+            _update_index(catalogue, provider.id)
+    finally:
+        http.close()
+        catalogue.log.end_run(run.run_id, report.ok)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _unindexed(run: _Run, provider_id: str, identifiers: set[str]) -> None:
+    run.log.set_indexed(provider_id, sorted(identifiers), False)
+
+
+def _update_index(catalogue: Catalogue, provider_id: str) -> None:
+    """Bring the datasets index in line with the store for one provider: (re)index the datasets
+    marked as changed (this run, or a run that stopped before indexing), and remove entries of
+    datasets the provider no longer has."""
+    known = catalogue.log.states(provider_id)
+    pending = sorted(catalogue.log.unindexed(provider_id))
+    indexed = {d.identifier for d in catalogue.datasets.all() if d.provider_id == provider_id}
+    removed = [(provider_id, i) for i in sorted(indexed - set(known))]
+    if not pending and not removed:
+        return
+    datasets = [d for i in pending if (d := stored_dataset(catalogue, provider_id, i))]
+    catalogue.datasets.update(datasets, removed)
+    catalogue.log.set_indexed(provider_id, pending, True)
+
+
+def stored_dataset(catalogue: Catalogue, provider_id: str, identifier: str) -> Dataset | None:
+    """One dataset as the graph store holds it, with its summary; None if absent."""
+    graph = catalogue.store.graph(dataset_graph(provider_id, identifier))
+    for node in dataset_nodes(graph):
+        dataset = parse_dataset(graph, node, provider_id)
+        summary = parse_summary(catalogue.store.graph(summary_graph(provider_id, identifier)))
+        return dataset.model_copy(update={"summary": summary})
+    return None
 
 
 def stored_datasets(catalogue: Catalogue, provider_id: str) -> list[Dataset]:

@@ -8,6 +8,7 @@ from pathlib import Path
 from catalogue import plugins
 from catalogue.config import Settings
 from catalogue.index.base import CohortIndex, DatasetIndex
+from catalogue.services.harvest_log import HarvestLog
 from catalogue.store.base import GraphStore
 
 
@@ -19,6 +20,7 @@ class Catalogue:
     store: GraphStore
     datasets: DatasetIndex
     cohort: CohortIndex
+    log: HarvestLog
 
     closed: bool = False
 
@@ -27,6 +29,7 @@ class Catalogue:
         if self.closed:
             return
         self.closed = True
+        self.log.close()
         self.cohort.close()
         self.datasets.close()
         self.store.close()
@@ -44,11 +47,12 @@ def open_catalogue(settings: Settings) -> Catalogue:
     store_cls = plugins.load(plugins.GRAPH_STORES, settings.store.backend)
     datasets_cls = plugins.load(plugins.DATASET_INDEXES, settings.index.datasets)
     cohort_cls = plugins.load(plugins.COHORT_INDEXES, settings.index.cohort)
-    store = store_cls(root / "store" / settings.store.backend)
+    store = store_cls.open(root / "store" / settings.store.backend, settings.store)
     try:
         datasets = datasets_cls(root / "index" / f"datasets-{settings.index.datasets}")
         cohort = cohort_cls(root / "index" / f"cohort-{settings.index.cohort}")
+        log = HarvestLog(root / "harvest-log.sqlite")
     except Exception:
         store.close()
         raise
-    return Catalogue(settings=settings, store=store, datasets=datasets, cohort=cohort)
+    return Catalogue(settings=settings, store=store, datasets=datasets, cohort=cohort, log=log)

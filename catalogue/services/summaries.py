@@ -8,9 +8,13 @@ listed only when at least `threshold` subjects have it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from urllib.parse import unquote
+
 from rdflib import Graph, Literal, URIRef
 
 from catalogue.config import DisclosureSettings
+from catalogue.dcat.digest import description_digest
 from catalogue.dcat.namespaces import CIM, DCAT, HEALTHDCATAP, RDF, XSD
 from catalogue.dcat.parser import dataset_nodes
 from catalogue.dcat.serialiser import bind_prefixes
@@ -95,15 +99,33 @@ def parse_summary(graph: Graph) -> DatasetSummary | None:
     )
 
 
-def write_summaries(catalogue: Catalogue, provider_id: str) -> int:
-    """Replace a provider's summary graphs with fresh ones; return how many were written."""
+def write_summaries(
+    catalogue: Catalogue,
+    provider_id: str,
+    before_write: Callable[[set[str]], None] | None = None,
+) -> set[str]:
+    """Bring a provider's summary graphs up to date with its features; return the identifiers of
+    the datasets whose summary changed (written, or dropped), first given to `before_write`."""
     rules = catalogue.settings.disclosure
+    prefix = summary_prefix(provider_id)
+    stored = set(catalogue.store.graph_names(prefix))
     graphs: dict[str, Graph] = {}
+    changed: set[str] = set()
     for identifier, exact in catalogue.cohort.summaries(provider_id).items():
+        name = summary_graph(provider_id, identifier)
         described = catalogue.store.graph(dataset_graph(provider_id, identifier))
         nodes = dataset_nodes(described)
         node = nodes[0] if nodes else URIRef(f"urn:catalogue:dataset:{provider_id}:{identifier}")
-        summary = disclosed_summary(exact, rules)
-        graphs[summary_graph(provider_id, identifier)] = summary_rdf(URIRef(str(node)), summary)
-    catalogue.store.replace_graphs(graphs, drop_prefix=summary_prefix(provider_id))
-    return len(graphs)
+        graph = summary_rdf(URIRef(str(node)), disclosed_summary(exact, rules))
+        stored.discard(name)
+        if description_digest(graph) != description_digest(catalogue.store.graph(name)):
+            graphs[name] = graph
+            changed.add(identifier)
+    for name in stored:  # datasets without features any more
+        graphs[name] = Graph()
+        changed.add(unquote(name.removeprefix(prefix)))
+    if graphs:
+        if before_write is not None:
+            before_write(changed)
+        catalogue.store.replace_graphs(graphs)
+    return changed

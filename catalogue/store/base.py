@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from rdflib import Graph
+
+if TYPE_CHECKING:
+    from typing import Self
+
+    from catalogue.config import StoreSettings
 
 
 class GraphStore(Protocol):
     """An RDF quad store; the source of truth for catalogue metadata."""
 
-    def __init__(self, path: Path) -> None: ...
+    @classmethod
+    def open(cls, path: Path, settings: StoreSettings) -> Self:
+        """Open the store: embedded backends keep it in the `path` folder, remote ones find
+        it through `settings`."""
+        ...
 
     def replace_graphs(self, graphs: dict[str, Graph], drop_prefix: str | None = None) -> None:
         """Atomically replace the named graphs given; with `drop_prefix`, also drop every other

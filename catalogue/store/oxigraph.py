@@ -4,16 +4,25 @@ from __future__ import annotations
 
 import gc
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyoxigraph as ox
 from oxrdflib import OxigraphStore
-from rdflib import Dataset, Graph, URIRef
+from rdflib import XSD, Dataset, Graph, Literal, URIRef
 
 from catalogue.exceptions import StoreError
+
+if TYPE_CHECKING:
+    from catalogue.config import StoreSettings
 
 
 class OxigraphGraphStore:
     """Oxigraph's RocksDB-backed store; each replacement is one SPARQL Update transaction."""
+
+    @classmethod
+    def open(cls, path: Path, settings: StoreSettings) -> OxigraphGraphStore:
+        """The store kept in the `path` folder (the settings only name the backend)."""
+        return cls(path)
 
     def __init__(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
@@ -43,8 +52,10 @@ class OxigraphGraphStore:
         out = Graph()
         for prefix, namespace in self.dataset.namespaces():
             out.bind(prefix, namespace)
-        for triple in self.dataset.graph(URIRef(name)):
-            out.add(triple)
+        for s, p, o in self.dataset.graph(URIRef(name)):
+            if isinstance(o, Literal) and o.datatype == XSD.string:
+                o = Literal(str(o))  # RDF 1.1: the same literal; back to how parsers give it
+            out.add((s, p, o))
         return out
 
     def graph_names(self, prefix: str = "") -> list[str]:

@@ -105,10 +105,13 @@ def test_unknown_backend_fails_at_start(tmp_path: Path) -> None:
 
 def test_registered_names() -> None:
     assert plugins.available(plugins.HARVESTERS) == [
+        "ckan",
         "dcat",
         "dicom-files",
         "dicom-table",
         "dicomweb",
+        "fdp",
+        "sparql",
     ]
     assert plugins.available(plugins.GRAPH_STORES) == ["oxigraph"]
 

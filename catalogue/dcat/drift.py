@@ -1,0 +1,361 @@
+"""Known drift in harvested DCAT-AP, rewritten into the forms the profiles read, each change
+recorded for the harvest report.
+
+- namespace: http/https and '#'/'/' variants of the DCAT, DCTERMS, FOAF, vCard, ADMS, DCAT-AP,
+  SKOS and HealthDCAT-AP namespaces (and DPV's old W3C namespace), in predicates and objects;
+- term: HealthDCAT-AP properties under another name or case (minimumTypicalAge ->
+  minTypicalAge, as release 8 names it);
+- dcat-ap-2: what DCAT-AP 3 renamed (dct:hasVersion, dct:isVersionOf, owl:versionInfo,
+  schema:startDate/endDate, the 2.1.1 shapes' dc:isReferencedBy) or re-coded (ADMS status codes
+  of a distribution -> the EU distribution-status table);
+- literal-iri: a string or xsd:anyURI literal holding an IRI where an IRI belongs (licence,
+  access rights, theme, format, landing page, access/download URL...), e-mail addresses as
+  mailto: IRIs;
+- datatype: CURIE datatypes ("xsd:date"), byte sizes and HealthDCAT-AP counts and ages as
+  xsd:nonNegativeInteger (DCAT-AP 2 typed byteSize xsd:decimal), flags as xsd:boolean.
+
+`normalise` returns a new graph and the changes; normalising its result changes nothing.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+from rdflib import Graph, Literal, Namespace, URIRef
+from rdflib.namespace import OWL
+from rdflib.term import Node
+
+from catalogue.dcat.namespaces import (
+    ADMS,
+    DCAT,
+    DCAT3,
+    DCATAP,
+    DCTERMS,
+    DPV,
+    FOAF,
+    HEALTHDCATAP,
+    RDF,
+    SKOS,
+    VCARD,
+    XSD,
+)
+from catalogue.dcat.profiles.healthdcatap import TERMS as HEALTH_TERMS
+
+
+class NormalisationKind(StrEnum):
+    NAMESPACE = "namespace"
+    TERM = "term"
+    DCAT_AP_2 = "dcat-ap-2"
+    LITERAL_IRI = "literal-iri"
+    DATATYPE = "datatype"
+
+
+class Normalisation(BaseModel):
+    """One change: in `subject`'s triples, `before` became `after` (terms in N3). `predicate`
+    names the property whose object changed, or is None when the predicate itself changed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: NormalisationKind
+    subject: str
+    predicate: str | None
+    before: str
+    after: str
+
+    def __str__(self) -> str:
+        where = self.subject if self.predicate is None else f"{self.subject} {self.predicate}"
+        return f"{self.kind.value}: {where}: {self.before} -> {self.after}"
+
+
+# --- namespaces ---------------------------------------------------------------------------
+
+_CANONICAL = (DCAT, DCTERMS, FOAF, VCARD, ADMS, DCATAP, SKOS, HEALTHDCATAP, XSD)
+_OLD_NAMESPACES = {"http://www.w3.org/ns/dpv#": str(DPV)}
+_LOCAL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+
+
+def _namespace_variants() -> list[tuple[str, str]]:
+    """(variant, canonical) pairs, longest variant first."""
+    pairs = dict(_OLD_NAMESPACES)
+    for namespace in _CANONICAL:
+        canonical = str(namespace)
+        rest = canonical.split("://", 1)[1].rstrip("/#")
+        for scheme in ("http", "https"):
+            for separator in ("#", "/", "/#"):
+                variant = f"{scheme}://{rest}{separator}"
+                if variant != canonical:
+                    pairs[variant] = canonical
+    return sorted(pairs.items(), key=lambda pair: -len(pair[0]))
+
+
+_VARIANTS = _namespace_variants()
+
+
+def _canonical_iri(iri: str) -> str:
+    for variant, canonical in _VARIANTS:
+        if iri.startswith(variant) and _LOCAL_NAME.fullmatch(iri[len(variant) :]):
+            return canonical + iri[len(variant) :]
+    return iri
+
+
+_HEALTH_NAMES = {name.casefold(): name for name in HEALTH_TERMS} | {
+    "minimumtypicalage": "minTypicalAge",
+    "maximumtypicalage": "maxTypicalAge",
+}
+
+
+def _health_term(iri: str) -> str:
+    if not iri.startswith(str(HEALTHDCATAP)):
+        return iri
+    local = iri[len(HEALTHDCATAP) :]
+    return str(HEALTHDCATAP) + _HEALTH_NAMES.get(local.casefold(), local)
+
+
+# --- DCAT-AP 2 ----------------------------------------------------------------------------
+
+_DCAT_CLASSES = frozenset(
+    DCAT[name]
+    for name in ("Catalog", "CatalogRecord", "Dataset", "DataService", "Distribution", "Resource")
+) | {DCAT3.DatasetSeries}
+_SCHEMA = ("http://schema.org/", "https://schema.org/")
+_DC_IS_REFERENCED_BY = URIRef("http://purl.org/dc/elements/1.1/isReferencedBy")
+"""Not a Dublin Core element, but what the DCAT-AP 2.1.1 shapes ask for."""
+_ADMS_STATUS = "http://purl.org/adms/status/"
+_DISTRIBUTION_STATUS = "http://publications.europa.eu/resource/authority/distribution-status/"
+_STATUS_CODES = {
+    "Completed": "COMPLETED",
+    "Deprecated": "DEPRECATED",
+    "UnderDevelopment": "DEVELOP",
+    "Withdrawn": "WITHDRAWN",
+}
+
+
+class _Context:
+    """What the contextual rules need to know about a graph's nodes."""
+
+    def __init__(self, graph: Graph) -> None:
+        self.dcat = {s for s, _, o in graph.triples((None, RDF.type, None)) if o in _DCAT_CLASSES}
+        self.periods = set(graph.subjects(RDF.type, DCTERMS.PeriodOfTime)) | set(
+            graph.objects(None, DCTERMS.temporal)
+        )
+        self.distributions = set(graph.subjects(RDF.type, DCAT.Distribution)) | set(
+            graph.objects(None, DCAT.distribution)
+        )
+
+
+def _dcat_ap_2_predicate(subject: Node, predicate: URIRef, obj: Node, ctx: _Context) -> URIRef:
+    if subject in ctx.dcat:
+        if predicate == DCTERMS.hasVersion:
+            return DCAT3.version if isinstance(obj, Literal) else DCAT3.hasVersion
+        if predicate == DCTERMS.isVersionOf:
+            return DCAT3.isVersionOf
+        if predicate == OWL.versionInfo:
+            return DCAT3.version
+    if subject in ctx.periods and str(predicate).startswith(_SCHEMA):
+        local = str(predicate).rsplit("/", 1)[1]
+        if local in ("startDate", "endDate"):
+            return DCAT[local]
+    if predicate == _DC_IS_REFERENCED_BY:
+        return DCTERMS.isReferencedBy
+    return predicate
+
+
+def _dcat_ap_2_object(subject: Node, predicate: URIRef, obj: Node, ctx: _Context) -> Node:
+    if predicate == ADMS.status and subject in ctx.distributions and isinstance(obj, URIRef):
+        code = _STATUS_CODES.get(str(obj).removeprefix(_ADMS_STATUS))
+        if code is not None and str(obj).startswith(_ADMS_STATUS):
+            return URIRef(_DISTRIBUTION_STATUS + code)
+    return obj
+
+
+# --- literals -----------------------------------------------------------------------------
+
+_IRI_PREDICATES = frozenset(
+    {
+        DCTERMS.license,
+        DCTERMS.accessRights,
+        DCTERMS.format,
+        DCTERMS.language,
+        DCTERMS.conformsTo,
+        DCTERMS.accrualPeriodicity,
+        DCTERMS.spatial,
+        DCTERMS.type,
+        DCTERMS.isReferencedBy,
+        DCAT.theme,
+        DCAT.mediaType,
+        DCAT.landingPage,
+        DCAT.accessURL,
+        DCAT.downloadURL,
+        DCAT.endpointURL,
+        DCAT.endpointDescription,
+        DCAT.compressFormat,
+        DCAT.packageFormat,
+        DCATAP.applicableLegislation,
+        DCATAP.availability,
+        DCATAP.hvdCategory,
+        ADMS.status,
+        FOAF.homepage,
+        FOAF.page,
+        VCARD.hasURL,
+        HEALTHDCATAP.healthCategory,
+        HEALTHDCATAP.healthTheme,
+        HEALTHDCATAP.hasCodingSystem,
+    }
+)
+_MAILTO_PREDICATES = frozenset({FOAF.mbox, VCARD.hasEmail})
+_IRI = re.compile(r"(?:https?|ftp)://[^\s<>\"{}|\\^`]+|(?:urn|mailto|tel):[^\s<>\"]+")
+_EMAIL = re.compile(r"(?:mailto:)?([^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+)")
+_STRINGS = frozenset({None, XSD.string, XSD.anyURI})
+
+_COUNT_PREDICATES = frozenset(
+    {
+        DCAT.byteSize,
+        HEALTHDCATAP.numberOfRecords,
+        HEALTHDCATAP.numberOfUniqueIndividuals,
+        HEALTHDCATAP.minTypicalAge,
+        HEALTHDCATAP.maxTypicalAge,
+    }
+)
+_NUMERIC = frozenset(
+    {None, XSD.string, XSD.decimal, XSD.integer, XSD.int, XSD.long, XSD.short}
+    | {XSD.unsignedInt, XSD.unsignedLong, XSD.positiveInteger, XSD.double, XSD.float}
+)
+_WHOLE = re.compile(r"\+?([0-9]+)(?:\.0*)?")
+_FLAG_PREDICATES = frozenset({HEALTHDCATAP.trustedDataHolder, HEALTHDCATAP.hasStructuredData})
+
+
+def _literal_iri(predicate: URIRef, literal: Literal) -> URIRef | None:
+    if literal.language is not None or literal.datatype not in _STRINGS:
+        return None
+    value = str(literal).strip()
+    if predicate in _MAILTO_PREDICATES:
+        email = _EMAIL.fullmatch(value)
+        return URIRef("mailto:" + email.group(1)) if email else None
+    return URIRef(value) if predicate in _IRI_PREDICATES and _IRI.fullmatch(value) else None
+
+
+def _datatype(predicate: URIRef, literal: Literal) -> Literal | None:
+    datatype = literal.datatype
+    if datatype is not None:
+        fixed = _canonical_iri(_curie_datatype(str(datatype)))
+        if fixed != str(datatype):
+            return Literal(str(literal), datatype=URIRef(fixed))
+    if literal.language is not None:
+        return None
+    value = str(literal).strip()
+    if predicate in _COUNT_PREDICATES and datatype in _NUMERIC:
+        whole = _WHOLE.fullmatch(value)
+        if whole:
+            return Literal(str(int(whole.group(1))), datatype=XSD.nonNegativeInteger)
+    if (
+        predicate in _FLAG_PREDICATES
+        and datatype in _STRINGS
+        and value.lower() in ("true", "false")
+    ):
+        return Literal(value.lower(), datatype=XSD.boolean)
+    return None
+
+
+def _curie_datatype(iri: str) -> str:
+    if iri.startswith("xsd:") and _LOCAL_NAME.fullmatch(iri[4:]):
+        return str(XSD) + iri[4:]
+    return iri
+
+
+# --- the pass -----------------------------------------------------------------------------
+
+
+def _rewrite(
+    subject: Node, predicate: URIRef, obj: Node, ctx: _Context, found: list[Normalisation]
+) -> tuple[URIRef, Node]:
+    def record(kind: NormalisationKind, on: URIRef | None, before: Node, after: Node) -> None:
+        on_n3 = None if on is None else on.n3()
+        found.append(
+            Normalisation(
+                kind=kind,
+                subject=subject.n3(),
+                predicate=on_n3,
+                before=before.n3(),
+                after=after.n3(),
+            )
+        )
+
+    for kind, rename in (
+        (NormalisationKind.NAMESPACE, _canonical_iri),
+        (NormalisationKind.TERM, _health_term),
+    ):
+        renamed = URIRef(rename(str(predicate)))
+        if renamed != predicate:
+            record(kind, None, predicate, renamed)
+            predicate = renamed
+    if isinstance(obj, URIRef):
+        renamed = URIRef(_canonical_iri(str(obj)))
+        if renamed != obj:
+            record(NormalisationKind.NAMESPACE, predicate, obj, renamed)
+            obj = renamed
+    renamed = _dcat_ap_2_predicate(subject, predicate, obj, ctx)
+    if renamed != predicate:
+        record(NormalisationKind.DCAT_AP_2, None, predicate, renamed)
+        predicate = renamed
+    recoded = _dcat_ap_2_object(subject, predicate, obj, ctx)
+    if recoded != obj:
+        record(NormalisationKind.DCAT_AP_2, predicate, obj, recoded)
+        obj = recoded
+    if isinstance(obj, Literal):
+        for kind, fix in (
+            (NormalisationKind.DATATYPE, _datatype),
+            (NormalisationKind.LITERAL_IRI, _literal_iri),
+        ):
+            fixed = fix(predicate, obj) if isinstance(obj, Literal) else None
+            if fixed is not None and fixed != obj:
+                record(kind, predicate, obj, fixed)
+                obj = fixed
+    return predicate, obj
+
+
+def _pass(graph: Graph) -> tuple[Graph, list[Normalisation]]:
+    ctx = _Context(graph)
+    out = Graph()
+    found: list[Normalisation] = []
+    for subject, predicate, obj in graph:
+        if not isinstance(predicate, URIRef):
+            out.add((subject, predicate, obj))
+            continue
+        new_predicate, new_obj = _rewrite(subject, predicate, obj, ctx, found)
+        out.add((subject, new_predicate, new_obj))
+    return out, found
+
+
+_MAX_PASSES = 4
+
+
+def normalise(graph: Graph) -> tuple[Graph, list[Normalisation]]:
+    """`graph` with its known drift rewritten (a new graph), and every change made, once."""
+    current = graph
+    changes: dict[Normalisation, None] = {}
+    for _ in range(_MAX_PASSES):
+        current, found = _pass(current)
+        if not found:
+            break
+        changes.update(dict.fromkeys(found))
+    _bind(current, graph.namespaces())
+    order = list(NormalisationKind)
+    return current, sorted(
+        changes,
+        key=lambda n: (order.index(n.kind), n.subject, n.predicate or "", n.before, n.after),
+    )
+
+
+def _bind(graph: Graph, namespaces: Iterable[tuple[str, URIRef]]) -> None:
+    for prefix, namespace in namespaces:
+        graph.bind(prefix, Namespace(_canonical_namespace(str(namespace))), override=True)
+
+
+def _canonical_namespace(namespace: str) -> str:
+    for variant, canonical in _VARIANTS:
+        if namespace == variant:
+            return canonical
+    return namespace

@@ -1,0 +1,126 @@
+"""`sparql` sources: a SPARQL 1.1 endpoint asked for its datasets with a CONSTRUCT query.
+
+The query is POSTed as a form (SPARQL 1.1 Protocol), or sent by GET, asking for Turtle or
+N-Triples. The default query returns every dcat:Dataset with its own triples and those of its
+distributions, publisher and contact point, and of the blank nodes they point to, two levels
+deep. With `page_size`, the query's `{{paging}}` marker becomes `LIMIT n OFFSET m` inside an
+ordered SELECT of datasets, and pages are asked for until one comes back short.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal, Self
+
+from pydantic import Field, SecretStr, model_validator
+from rdflib import Graph
+
+from catalogue.dcat.parser import dataset_nodes, iter_datasets
+from catalogue.domain.harvest import HarvestContext, HarvestSink, SourceConfig, SourceReport
+from catalogue.net.http import Fetched, HttpClient
+from harvesters.rdf_http import headers_field, http_client, parse_fetched, plain_headers
+
+PAGING = "{{paging}}"
+"""Where `LIMIT n OFFSET m` goes in a query (removed when there is no `page_size`)."""
+GRAPH_ACCEPT = "text/turtle, application/n-triples;q=0.9, application/rdf+xml;q=0.5"
+
+DEFAULT_QUERY = """\
+PREFIX dcat: <http://www.w3.org/ns/dcat#>
+PREFIX dct: <http://purl.org/dc/terms/>
+CONSTRUCT { ?dataset ?p0 ?o0 . ?s ?p ?o . }
+WHERE {
+  { SELECT DISTINCT ?dataset WHERE { ?dataset a dcat:Dataset } ORDER BY ?dataset {{paging}} }
+  {
+    ?dataset ?p0 ?o0 .
+  } UNION {
+    ?dataset dcat:distribution|dct:publisher|dcat:contactPoint ?s . ?s ?p ?o .
+  } UNION {
+    ?dataset ?q1 ?s . FILTER(isBlank(?s)) ?s ?p ?o .
+  } UNION {
+    ?dataset ?q1 ?b . FILTER(isBlank(?b)) ?b ?q2 ?s . FILTER(isBlank(?s)) ?s ?p ?o .
+  } UNION {
+    ?dataset dcat:distribution|dct:publisher|dcat:contactPoint ?d .
+    ?d ?q1 ?s . FILTER(isBlank(?s)) ?s ?p ?o .
+  } UNION {
+    ?dataset dcat:distribution|dct:publisher|dcat:contactPoint ?d .
+    ?d ?q1 ?b . FILTER(isBlank(?b)) ?b ?q2 ?s . FILTER(isBlank(?s)) ?s ?p ?o .
+  }
+}
+"""
+
+
+class SparqlSource(SourceConfig):
+    """A SPARQL endpoint and the CONSTRUCT query that lists its datasets."""
+
+    kind: Literal["sparql"]
+    url: str = Field(pattern=r"^https?://", description="The SPARQL endpoint.")
+    query: str | None = Field(
+        default=None,
+        description="A CONSTRUCT query returning each dcat:Dataset (with its rdf:type) and its "
+        "description; `{{paging}}` marks where LIMIT/OFFSET go. Default: the harvester's own.",
+    )
+    page_size: int | None = Field(
+        default=None, ge=1, description="Datasets per request; all at once when unset."
+    )
+    max_pages: int = Field(default=10_000, ge=1)
+    method: Literal["post", "get"] = "post"
+    default_graphs: list[str] = Field(
+        default_factory=list, description="default-graph-uri parameters of each request."
+    )
+    headers: dict[str, SecretStr] = headers_field()
+
+    @model_validator(mode="after")
+    def _paging_marker(self) -> Self:
+        if self.page_size is not None and self.query is not None and PAGING not in self.query:
+            raise ValueError(f"a query paged by `page_size` needs the {PAGING} marker")
+        return self
+
+
+class SparqlHarvester:
+    """Runs the CONSTRUCT query (a page at a time with `page_size`) into the sink."""
+
+    config_model: ClassVar[type[SourceConfig]] = SparqlSource
+
+    def harvest(self, source: SourceConfig, ctx: HarvestContext, sink: HarvestSink) -> SourceReport:
+        assert isinstance(source, SparqlSource)
+        report = SourceReport(ctx.provider.id, ctx.source_id, source.kind)
+        template = source.query or DEFAULT_QUERY
+        listed: set[str] = set()
+        with http_client(ctx) as http:
+            for number in range(source.max_pages):
+                paging = ""
+                if source.page_size is not None:
+                    paging = f"LIMIT {source.page_size} OFFSET {number * source.page_size}"
+                fetched = _ask(http, source, template.replace(PAGING, paging))
+                graph = parse_fetched(fetched, report.warn, empty_ok=True)
+                items = {i.dataset.identifier: i for i in iter_datasets(graph, ctx.provider.id)}
+                new = set(items) - listed
+                if items:
+                    sink.put_datasets(list(items.values()))
+                listed.update(items)
+                report.datasets = len(listed)
+                if source.page_size is None or _short(graph, source.page_size):
+                    return report
+                if not new:
+                    _stop(report, f"{source.url}: page {number + 1} brought no new dataset")
+                    return report
+        _stop(report, f"{source.url}: stopped at max_pages={source.max_pages}")
+        return report
+
+
+def _ask(http: HttpClient, source: SparqlSource, query: str) -> Fetched:
+    form: dict[str, str | list[str]] = {"query": query}
+    if source.default_graphs:
+        form["default-graph-uri"] = list(source.default_graphs)
+    headers = plain_headers(source.headers)
+    if source.method == "get":
+        return http.get(source.url, accept=GRAPH_ACCEPT, params=form, headers=headers)
+    return http.post_form(source.url, form, accept=GRAPH_ACCEPT, headers=headers)
+
+
+def _short(graph: Graph, page_size: int) -> bool:
+    return len(dataset_nodes(graph)) < page_size
+
+
+def _stop(report: SourceReport, why: str) -> None:
+    report.warn(f"{why}; paging stopped, listing incomplete (nothing deleted)")
+    report.complete = False
