@@ -2,23 +2,60 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pytest
-from rdflib import BNode, Graph, Literal, URIRef
+from rdflib import RDF, BNode, Graph, Literal, URIRef
+from rdflib.collection import Collection
+from rdflib.compare import isomorphic
 
 from catalogue import plugins
+from catalogue.config import StoreSettings
 from catalogue.domain.cohort import CohortQuery
 from catalogue.domain.models import Dataset
+from catalogue.exceptions import StoreError
 from catalogue.imaging.features import SERIES_SCHEMA
+from tests.services.virtuoso import virtuoso_fixture  # noqa: F401  (the fixture `virtuoso`)
+
+REMOTE_STORES = {"sparql": "virtuoso"}
+"""Graph stores on a server, and the fixture that starts one and gives its StoreSettings."""
 
 
-@pytest.fixture(params=plugins.available(plugins.GRAPH_STORES))
-def store(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
-    backend = plugins.load(plugins.GRAPH_STORES, request.param)(tmp_path / "store")
-    yield backend
-    backend.close()
+@pytest.fixture(
+    params=[
+        pytest.param(name, marks=[pytest.mark.service] if name in REMOTE_STORES else [])
+        for name in plugins.available(plugins.GRAPH_STORES)
+    ]
+)
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], Any]]:
+    """Opens the graph store under test, as often as asked, on the same data; a server-backed
+    store is emptied before and after the test (one server serves the session)."""
+    name: str = request.param
+    settings = StoreSettings(backend=name)
+    if name in REMOTE_STORES:
+        settings = request.getfixturevalue(REMOTE_STORES[name]).store_settings()
+    cls = plugins.load(plugins.GRAPH_STORES, name)
+    opened: list[Any] = []
+
+    def open_() -> Any:
+        opened.append(cls.open(tmp_path / "store", settings))
+        return opened[-1]
+
+    if name in REMOTE_STORES:
+        open_().replace_graphs({}, drop_prefix="")
+    yield open_
+    if name in REMOTE_STORES:
+        open_().replace_graphs({}, drop_prefix="")
+    for backend in opened:
+        backend.close()
+
+
+@pytest.fixture
+def store(open_store: Callable[[], Any]) -> Any:
+    return open_store()
 
 
 @pytest.fixture(params=plugins.available(plugins.DATASET_INDEXES))
@@ -57,15 +94,183 @@ def test_store_replaces_graphs_atomically(store) -> None:  # type: ignore[no-unt
     assert len(store.graph("urn:g:absent")) == 0
 
 
-def test_store_persists(tmp_path: Path) -> None:
-    for name in plugins.available(plugins.GRAPH_STORES):
-        cls = plugins.load(plugins.GRAPH_STORES, name)
-        first = cls(tmp_path / name)
-        first.replace_graphs({"urn:g:1": small_graph("kept")})
-        first.close()
-        second = cls(tmp_path / name)
-        assert second.graph("urn:g:1").isomorphic(small_graph("kept"))
-        second.close()
+def test_store_persists(open_store: Callable[[], Any]) -> None:
+    first = open_store()
+    first.replace_graphs({"urn:g:1": small_graph("kept")})
+    first.close()
+    second = open_store()
+    assert second.graph("urn:g:1").isomorphic(small_graph("kept"))
+    second.close()
+
+
+EX = "http://example.org/"
+
+
+def xsd(name: str) -> URIRef:
+    """An XML Schema datatype (rdflib's XSD namespace object warns when pytest inspects it)."""
+    return URIRef(f"http://www.w3.org/2001/XMLSchema#{name}")
+
+
+ODD_GRAPH_NAMES = [
+    "http://example.org/catalogue/graph?x=1&y=two#frag",
+    "urn:g:odd:ümlaut-日本語-😀",
+    "urn:g:odd:percent%20encoded%2Fslash",
+    "urn:g:odd:it's;(x)=y!,$*+~",
+    "urn:g:odd:" + "long-" * 300,
+    "tag:example.org,2024:g/odd",
+    "https://[2001:db8::1]:8443/g/odd",
+]
+
+
+def test_store_keeps_odd_graph_names(store) -> None:  # type: ignore[no-untyped-def]
+    graphs = {name: small_graph(f"odd-{i}") for i, name in enumerate(ODD_GRAPH_NAMES)}
+    store.replace_graphs(graphs)
+    assert store.graph_names() == sorted(ODD_GRAPH_NAMES)
+    for prefix in ("urn:g:odd:", "urn:g:odd:ü", "urn:g:odd:it's;", "http"):
+        expected = sorted(n for n in ODD_GRAPH_NAMES if n.startswith(prefix))
+        assert expected, prefix
+        assert store.graph_names(prefix) == expected
+    for name, graph in graphs.items():
+        assert isomorphic(store.graph(name), graph), name
+    store.replace_graphs({}, drop_prefix="urn:g:odd:")
+    assert store.graph_names() == sorted(n for n in ODD_GRAPH_NAMES if "urn:g:odd:" not in n)
+
+
+def test_store_refuses_invalid_names_and_terms_and_changes_nothing(store) -> None:  # type: ignore[no-untyped-def]
+    before = {"urn:g:v:1": small_graph("one"), "urn:g:v:2": small_graph("two")}
+    store.replace_graphs(before)
+    bad_term = small_graph("bad")
+    bad_term.add((URIRef("urn:not an iri"), URIRef(f"{EX}p"), Literal("x")))
+    attempts = [
+        {"urn:g:v:1": small_graph("uno"), "urn:g:v:3": bad_term},  # the last graph fails
+        {"urn:g:v:1": Graph(), "urn:g:v:not a name": small_graph("x")},
+        {"urn:g:v:1": small_graph("uno"), "relative/name": small_graph("x")},
+    ]
+    for attempt in attempts:
+        with pytest.raises(StoreError):
+            store.replace_graphs(attempt, drop_prefix="urn:g:v:")
+        assert store.graph_names("urn:g:") == sorted(before)
+        for name, graph in before.items():
+            assert isomorphic(store.graph(name), graph)
+        assert store.triple_count() == sum(len(g) for g in before.values())
+
+
+def literal_graph() -> tuple[Graph, Graph]:
+    """Literals of every kind, and what a store gives back: the same, but xsd:string literals
+    as simple literals and language tags in lower case (RDF 1.1: the same terms)."""
+    literals = [
+        Literal('line\nbreak, "quotes", back\\slash, tab\t, return\r, é, 😀, \u2028, \x01'),
+        Literal(""),
+        Literal("  padded  "),
+        Literal("long " * 20_000 + "é"),
+        Literal("Hello", lang="en-GB"),
+        Literal("Grüße", lang="de"),
+        Literal("日本語のテキスト", lang="ja"),
+        Literal("multi\nline", lang="fr"),
+        Literal("42", datatype=xsd("integer")),
+        Literal("-7", datatype=xsd("integer")),
+        Literal("3.5", datatype=xsd("decimal")),
+        Literal("1.5E3", datatype=xsd("double")),
+        Literal("true", datatype=xsd("boolean")),
+        Literal("2024-01-02", datatype=xsd("date")),
+        Literal("2024-01-02T03:04:05Z", datatype=xsd("dateTime")),
+        Literal("2024-01-02T03:04:05", datatype=xsd("dateTime")),
+        Literal("2024", datatype=xsd("gYear")),
+        Literal("https://example.org/a", datatype=xsd("anyURI")),
+        Literal("plain as xsd:string", datatype=xsd("string")),
+        Literal('custom "typed"', datatype=URIRef(f"{EX}datatype#custom")),
+        Literal("<p>html</p>", datatype=RDF.HTML),
+    ]
+    given, expected = Graph(), Graph()
+    for i, literal in enumerate(literals):
+        subject, predicate = URIRef(f"{EX}s/{i}"), URIRef(f"{EX}p")
+        given.add((subject, predicate, literal))
+        back = literal
+        if literal.datatype == xsd("string"):
+            back = Literal(str(literal))
+        elif literal.language:
+            back = Literal(str(literal), lang=literal.language.lower())
+        expected.add((subject, predicate, back))
+    return given, expected
+
+
+def test_store_round_trips_literals(store) -> None:  # type: ignore[no-untyped-def]
+    given, expected = literal_graph()
+    store.replace_graphs({"urn:g:literals": given})
+    back = store.graph("urn:g:literals")
+    assert isomorphic(back, expected)
+    by_subject = {s: o for s, _, o in back}
+    for s, _, o in expected:
+        stored = by_subject[s]
+        assert isinstance(stored, Literal) and isinstance(o, Literal)
+        assert (str(stored), stored.datatype, stored.language) == (str(o), o.datatype, o.language)
+
+
+def blank_node_graph() -> Graph:
+    """Nested, shared and cyclic blank nodes, and a list."""
+    graph = Graph()
+    p = URIRef(f"{EX}p")
+    top, inner, deepest, shared = BNode(), BNode(), BNode(), BNode()
+    graph.add((URIRef(f"{EX}a"), p, top))
+    graph.add((top, p, inner))
+    graph.add((inner, p, deepest))
+    graph.add((deepest, URIRef(f"{EX}label"), Literal("deep", lang="en")))
+    graph.add((URIRef(f"{EX}b"), p, shared))
+    graph.add((URIRef(f"{EX}c"), p, shared))
+    graph.add((shared, URIRef(f"{EX}label"), Literal("shared")))
+    one, two = BNode(), BNode()
+    graph.add((one, URIRef(f"{EX}next"), two))
+    graph.add((two, URIRef(f"{EX}next"), one))
+    head = BNode()
+    Collection(graph, head, [Literal(i) for i in range(30)])
+    graph.add((URIRef(f"{EX}d"), URIRef(f"{EX}list"), head))
+    return graph
+
+
+def test_store_round_trips_blank_nodes(store) -> None:  # type: ignore[no-untyped-def]
+    graph = blank_node_graph()
+    store.replace_graphs({"urn:g:blank:1": graph, "urn:g:blank:2": graph})
+    for name in ("urn:g:blank:1", "urn:g:blank:2"):
+        back = store.graph(name)
+        assert isomorphic(back, graph), name
+        blanks = {n for t in back for n in t if isinstance(n, BNode)}
+        assert len(blanks) == len({n for t in graph for n in t if isinstance(n, BNode)})
+    assert store.triple_count() == 2 * len(graph)
+    again = store.graph("urn:g:blank:1")
+    store.replace_graphs({"urn:g:blank:3": again})  # blank nodes read back can be written again
+    assert isomorphic(store.graph("urn:g:blank:3"), graph)
+
+
+def test_store_keeps_one_blank_node_with_many_triples(store) -> None:  # type: ignore[no-untyped-def]
+    """More triples on one blank node than a backend may write in one block stay on one node."""
+    wide, items = BNode(), {Literal(f"item {i}") for i in range(2500)}
+    graph = Graph()
+    graph.add((URIRef(f"{EX}e"), URIRef(f"{EX}p"), wide))
+    graph.add((wide, URIRef(f"{EX}p"), URIRef(f"{EX}e")))
+    for item in items:
+        graph.add((wide, URIRef(f"{EX}item"), item))
+    store.replace_graphs({"urn:g:wide": graph})
+    back = store.graph("urn:g:wide")
+    assert len(back) == len(graph)
+    (node,) = set(back.objects(URIRef(f"{EX}e"), URIRef(f"{EX}p")))
+    assert isinstance(node, BNode)
+    assert set(back.objects(node, URIRef(f"{EX}item"))) == items
+    assert set(back.subjects(URIRef(f"{EX}p"), URIRef(f"{EX}e"))) == {node}
+
+
+def test_store_replaces_many_graphs_and_large_ones_at_once(store) -> None:  # type: ignore[no-untyped-def]
+    many = {f"urn:g:many:{i:05d}": small_graph(f"m{i}") for i in range(1200)}
+    big = Graph()
+    for i in range(11_000):
+        big.add((URIRef(f"{EX}big/{i % 7}"), URIRef(f"{EX}n"), Literal(i)))
+    store.replace_graphs({**many, "urn:g:big": big})
+    assert store.graph_names("urn:g:many:") == sorted(many)
+    assert store.triple_count() == 3 * len(many) + len(big)
+    assert isomorphic(store.graph("urn:g:big"), big)
+    assert isomorphic(store.graph("urn:g:many:00777"), many["urn:g:many:00777"])
+    store.replace_graphs({"urn:g:many:x": small_graph("x")}, drop_prefix="urn:g:")
+    assert store.graph_names() == ["urn:g:many:x"]
+    assert store.triple_count() == 3
 
 
 def dataset(provider: str, identifier: str, title: str, **extra: object) -> Dataset:

@@ -113,7 +113,7 @@ def test_registered_names() -> None:
         "fdp",
         "sparql",
     ]
-    assert plugins.available(plugins.GRAPH_STORES) == ["oxigraph"]
+    assert plugins.available(plugins.GRAPH_STORES) == ["oxigraph", "sparql"]
 
 
 def test_one_bad_provider_does_not_hide_the_others(tmp_path: Path) -> None:
