@@ -22,7 +22,10 @@ from catalogue.exceptions import UnreadableSourceError
 from harvesters.hydra import Listing, harvest_pages
 from harvesters.rdf_http import headers_field, http_client, plain_headers
 
-_RDF_SUFFIXES = {".ttl", ".turtle", ".rdf", ".xml", ".owl", ".nt", ".jsonld", ".json", ".n3"}
+_RDF_SUFFIXES = {
+    ".ttl", ".turtle", ".trig", ".rdf", ".xml", ".owl", ".nt", ".nq", ".nquads", ".jsonld",
+    ".json", ".n3",
+}  # fmt: skip
 
 
 class DcatSource(SourceConfig):
@@ -35,7 +38,7 @@ class DcatSource(SourceConfig):
         pattern=r"^https?://",
         description="A catalogue's URL; Hydra pages (hydra:next / hydra:nextPage) are followed.",
     )
-    format: Literal["turtle", "xml", "json-ld", "nt", "n3"] | None = Field(
+    format: Literal["turtle", "trig", "xml", "json-ld", "nt", "nquads", "n3"] | None = Field(
         default=None,
         description="Force a parser; by default from the extension, or for a URL from the "
         "Content-Type, the URL's suffix and then the body.",

@@ -7,16 +7,14 @@ read anyway, with a warning; an HTML page or an empty body is an error.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr
-from pyld import jsonld
 from rdflib import Graph
 
-from catalogue.dcat.rdf_io import _offline_loader
+from catalogue.dcat.rdf_io import parse_rdf_bytes
 from catalogue.domain.harvest import HarvestContext
 from catalogue.exceptions import UnreadableSourceError
 from catalogue.net.http import Fetched, HttpClient
@@ -118,31 +116,18 @@ def parse_fetched(
         raise UnreadableSourceError(f"{url}: the server sent an HTML page ({shown}), not RDF")
     chosen = fmt or MEDIA_FORMATS.get(fetched.content_type) or suffix_format(url) or looks
     chosen = chosen or "turtle"
-    try:
-        return parse_rdf(body, chosen, url)
-    except UnreadableSourceError:
-        if fmt is not None or looks in (None, "html", chosen):
-            raise
-        graph = parse_rdf(body, looks, url)
+    if fmt is None and looks not in (None, "html") and _family(looks) != _family(chosen):
+        graph = parse_rdf(body, str(looks), url)
         warn(f"{url}: served as {shown} but is {looks}; read as {looks}")
         return graph
+    return parse_rdf(body, chosen, url)
+
+
+def _family(fmt: str | None) -> str | None:
+    """Formats one parser reads: N-Triples, N-Quads, N3 and TriG are read as Turtle is."""
+    return "turtle" if fmt in ("turtle", "nt", "n3", "trig", "nquads") else fmt
 
 
 def parse_rdf(body: bytes, fmt: str, base: str) -> Graph:
     """Parse a body in an rdflib format, relative IRIs against `base`; JSON-LD offline."""
-    graph = Graph()
-    try:
-        if fmt == "json-ld":
-            document = json.loads(body)
-            nquads = jsonld.to_rdf(
-                document,
-                {"format": "application/n-quads", "documentLoader": _offline_loader, "base": base},
-            )
-            graph.parse(data=nquads, format="nquads")
-        else:
-            graph.parse(data=body, format=fmt, publicID=base)
-    except Exception as exc:  # every parser has its own exception types
-        text = str(exc).strip()
-        message = text.splitlines()[0] if text else type(exc).__name__
-        raise UnreadableSourceError(f"{base}: not valid {fmt}: {message}") from exc
-    return graph
+    return parse_rdf_bytes(body, base, base, fmt)

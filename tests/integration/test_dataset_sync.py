@@ -135,7 +135,8 @@ def test_an_empty_or_failed_listing_deletes_nothing(tmp_path: Path, catalogue: C
     run(catalogue, providers)
     before = {i: catalogue.store.graph(graph_name(i)) for i in range(4)}
 
-    source.write_text(TEMPLATE.partition("\n\n")[0] + "\n")  # valid RDF, no dataset at all
+    empty = TEMPLATE.partition("\n\n")[0] + "\n<https://example.org/catalog> a dcat:Catalog .\n"
+    source.write_text(empty)  # a valid catalogue listing no dataset at all
     report = run(catalogue, providers).sources[0]
     assert report.ok and report.datasets == 0 and report.deleted == 0
     assert report.suspect is not None and "empty listing" in report.suspect

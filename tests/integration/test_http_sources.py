@@ -8,7 +8,6 @@ SPARQL over the raw files, never the harvester's output.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -33,6 +32,7 @@ from catalogue.net.http import HttpClient, HttpSettings
 from catalogue.services.ingest import HarvestReport, harvest
 from catalogue.services.runtime import Catalogue
 from tests.conftest import EXACT
+from tests.corpus import CORPUS
 from tests.http_server import LocalServer, Reply, Request, local_server
 
 DATA = Path(__file__).parent.parent / "data" / "dcat"
@@ -41,9 +41,6 @@ FILES = [
     DATA / "valid_project.ttl",
     DATA / "example_consus_ckan.ttl",
 ]
-CORPUS = Path(
-    os.environ.get("CATALOGUE_TEST_CORPUS", Path(__file__).resolve().parents[3] / "shared/corpus")
-)
 HYDRA = Namespace("http://www.w3.org/ns/hydra/core#")
 DCAT = Namespace("http://www.w3.org/ns/dcat#")  # open: rdflib's closed one warns under pytest
 MEDIA = {

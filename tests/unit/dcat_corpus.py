@@ -8,7 +8,6 @@ MIT and Apache-2.0 files the repository carries (see tests/data/README.md).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any, cast
 
@@ -21,9 +20,9 @@ from rdflib.term import Identifier, Node
 
 from catalogue.dcat.rdf_io import read_rdf
 from catalogue.exceptions import UnreadableSourceError
+from tests.corpus import CORPUS
 
 ROOT = Path(__file__).resolve().parents[2]
-CORPUS = Path(os.environ.get("CATALOGUE_TEST_CORPUS", ROOT.parent / "shared" / "corpus"))
 REPO_DCAT = ROOT / "tests" / "data" / "dcat"
 
 SEMIC_CONTEXT = (

@@ -33,10 +33,10 @@ from catalogue.dcat.validation import (
     validate,
     validate_with,
 )
+from tests.corpus import CORPUS
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "dcat"
-CORPUS = ROOT.parent / "shared" / "corpus"
 SEMIC = CORPUS / "semic-dcat-ap-shacl-tests"
 needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus is absent")
 
