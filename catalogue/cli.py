@@ -1,4 +1,4 @@
-"""The `catalogue` command: demo, harvest, runs, reindex, serve, schemas."""
+"""The `catalogue` command: demo, harvest, runs, reindex, validate, serve, schemas."""
 
 from __future__ import annotations
 

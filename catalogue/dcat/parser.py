@@ -27,7 +27,7 @@ _PREFERRED_LANGUAGES = ("en", None)
 
 def _text(graph: Graph, subject: Node, predicate: URIRef) -> str | None:
     """A literal value, preferring English, then untagged, then any language."""
-    values = [o for o in graph.objects(subject, predicate) if isinstance(o, Literal)]
+    values = sorted(o for o in graph.objects(subject, predicate) if isinstance(o, Literal))
     for language in _PREFERRED_LANGUAGES:
         for value in values:
             if value.language == language:
@@ -46,7 +46,7 @@ def _texts(graph: Graph, subject: Node, predicate: URIRef) -> tuple[str, ...]:
             value = label if label else str(obj)
         if value and value not in out:
             out.append(value)
-    return tuple(out)
+    return tuple(sorted(out))  # graphs have no order: this is stable across harvests
 
 
 def _iri(graph: Graph, subject: Node, predicate: URIRef) -> str | None:
@@ -81,8 +81,9 @@ def parse_dataset(graph: Graph, node: Node, provider_id: str) -> Dataset:
     """One dataset node as a Dataset; the identifier is dct:identifier, else the IRI."""
     identifier = _text(graph, node, DCTERMS.identifier) or str(node)
     publisher = None
-    for agent in graph.objects(node, DCTERMS.publisher):
-        publisher = _text(graph, agent, FOAF.name) or str(agent)
+    for agent in sorted(graph.objects(node, DCTERMS.publisher), key=str):
+        name = _text(graph, agent, FOAF.name)
+        publisher = name or (str(agent) if isinstance(agent, URIRef) else None)
     return Dataset(
         provider_id=provider_id,
         identifier=identifier,
@@ -136,5 +137,5 @@ def iter_datasets(graph: Graph, provider_id: str) -> Iterator[HarvestedDataset]:
         subgraph = dataset_subgraph(graph, node)
         made = [line for s in set(subgraph.subjects()) for line in by_subject.get(s.n3(), ())]
         yield HarvestedDataset(
-            parse_dataset(graph, node, provider_id), subgraph, tuple(sorted(made))
+            parse_dataset(subgraph, node, provider_id), subgraph, tuple(sorted(made))
         )

@@ -35,6 +35,7 @@ class DatasetWriter:
         provider: ProviderConfig,
         report: SourceReport,
         validator: Validator | None,
+        written: dict[str, Dataset] | None = None,
     ) -> None:
         self._catalogue = catalogue
         self._log = log
@@ -42,6 +43,8 @@ class DatasetWriter:
         self._provider = provider
         self._report = report
         self._validator = validator
+        self.written: dict[str, Dataset] = {} if written is None else written
+        """The models of the datasets written, by identifier, so the index needs no re-read."""
         self._known: dict[str, DatasetState] = log.states(provider.id)
         self._listed: set[str] = set()
 
@@ -80,6 +83,7 @@ class DatasetWriter:
             self._log.put_states(provider_id, self._report.source_id, self._run_id, digests)
             for identifier, digest in digests.items():
                 self._known[identifier] = DatasetState(self._report.source_id, digest)
+            self.written.update(written)
 
     def finish(self, max_delete_share: float, allow_deletions: bool = False) -> None:
         """Delete what the source no longer lists, if it ended well, listed everything and the

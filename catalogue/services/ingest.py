@@ -30,6 +30,7 @@ from catalogue.domain.identifiers import (
     dataset_graph,
     provider_dataset_prefix,
     summary_graph,
+    summary_prefix,
 )
 from catalogue.domain.identifiers import provider_graph as provider_graph_name
 from catalogue.domain.models import Dataset, Provider
@@ -110,6 +111,7 @@ def _harvest_source(
     provider: ProviderConfig,
     position: int,
     pseudonymiser: Pseudonymiser,
+    written: dict[str, Dataset],
     http: HttpClient | None = None,
 ) -> SourceReport:
     catalogue = run.catalogue
@@ -117,7 +119,7 @@ def _harvest_source(
     source_id = source.source_id(position)
     report = SourceReport(provider.id, source_id, source.kind)
     validator = None if provider.validation == "off" else validate_description
-    writer = DatasetWriter(catalogue, run.log, run.run_id, provider, report, validator)
+    writer = DatasetWriter(catalogue, run.log, run.run_id, provider, report, validator, written)
     try:
         harvester: Harvester = plugins.load(plugins.HARVESTERS, source.kind)()
         ctx = HarvestContext(
@@ -187,11 +189,14 @@ def harvest(
             catalogue.store.replace_graphs(
                 {provider_graph_name(provider.id): provider_graph(public)}
             )
+            written: dict[str, Dataset] = {}
             for position in range(len(provider.sources)):
-                report.sources.append(_harvest_source(run, provider, position, pseudonymiser, http))
+                report.sources.append(
+                    _harvest_source(run, provider, position, pseudonymiser, written, http)
+                )
             unindexed = partial(_unindexed, run, provider.id)
             write_summaries(catalogue, provider.id, before_write=unindexed)
-            _update_index(catalogue, provider.id)
+            _update_index(catalogue, provider.id, written)
     finally:
         http.close()
         catalogue.log.end_run(run.run_id, report.ok)
@@ -203,17 +208,25 @@ def _unindexed(run: _Run, provider_id: str, identifiers: set[str]) -> None:
     run.log.set_indexed(provider_id, sorted(identifiers), False)
 
 
-def _update_index(catalogue: Catalogue, provider_id: str) -> None:
+def _update_index(catalogue: Catalogue, provider_id: str, written: dict[str, Dataset]) -> None:
     """Bring the datasets index in line with the store for one provider: (re)index the datasets
     marked as changed (this run, or a run that stopped before indexing), and remove entries of
-    datasets the provider no longer has."""
+    datasets the provider no longer has. Models written in this run are not read back."""
     known = catalogue.log.states(provider_id)
     pending = sorted(catalogue.log.unindexed(provider_id))
     indexed = {d.identifier for d in catalogue.datasets.all() if d.provider_id == provider_id}
     removed = [(provider_id, i) for i in sorted(indexed - set(known))]
     if not pending and not removed:
         return
-    datasets = [d for i in pending if (d := stored_dataset(catalogue, provider_id, i))]
+    summarised = set(catalogue.store.graph_names(summary_prefix(provider_id)))
+    datasets = []
+    for identifier in pending:
+        dataset = written.get(identifier) or stored_dataset(catalogue, provider_id, identifier)
+        if dataset is None:
+            continue
+        name = summary_graph(provider_id, identifier)
+        summary = parse_summary(catalogue.store.graph(name)) if name in summarised else None
+        datasets.append(dataset.model_copy(update={"summary": summary}))
     catalogue.datasets.update(datasets, removed)
     catalogue.log.set_indexed(provider_id, pending, True)
 

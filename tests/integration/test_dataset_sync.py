@@ -253,3 +253,16 @@ def test_drift_is_normalised_and_listed_in_the_report(tmp_path: Path, catalogue:
         assert isomorphic(catalogue.store.graph(name), graph)
     runs = catalogue.log.runs(1)
     assert runs[0].sources[0].normalisations == report.normalisations
+
+
+def test_the_index_a_harvest_writes_equals_a_rebuild_from_the_store(
+    tmp_path: Path, catalogue: Catalogue
+) -> None:
+    from catalogue.services.ingest import reindex_all
+
+    folder = Path(__file__).parent.parent / "data" / "dcat"
+    report = run(catalogue, providers_yaml(tmp_path, folder)).sources[0]
+    assert report.new > 10  # (the folder also holds broken files, reported apart)
+    harvested = catalogue.datasets.all()
+    reindex_all(catalogue)
+    assert catalogue.datasets.all() == harvested
