@@ -14,12 +14,14 @@ recorded for the harvest report.
 - datatype: CURIE datatypes ("xsd:date"), byte sizes and HealthDCAT-AP counts and ages as
   xsd:nonNegativeInteger (DCAT-AP 2 typed byteSize xsd:decimal), flags as xsd:boolean.
 
-`normalise` returns a new graph and the changes; normalising its result changes nothing.
+`normalise` returns a new graph (the same one when nothing needs rewriting) and the changes;
+normalising its result changes nothing.
 """
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from collections.abc import Iterable
 from enum import StrEnum
 
@@ -94,6 +96,7 @@ def _namespace_variants() -> list[tuple[str, str]]:
 _VARIANTS = _namespace_variants()
 
 
+@lru_cache(maxsize=65536)
 def _canonical_iri(iri: str) -> str:
     for variant, canonical in _VARIANTS:
         if iri.startswith(variant) and _LOCAL_NAME.fullmatch(iri[len(variant) :]):
@@ -107,6 +110,7 @@ _HEALTH_NAMES = {name.casefold(): name for name in HEALTH_TERMS} | {
 }
 
 
+@lru_cache(maxsize=4096)
 def _health_term(iri: str) -> str:
     if not iri.startswith(str(HEALTHDCATAP)):
         return iri
@@ -317,15 +321,24 @@ def _rewrite(
 
 
 def _pass(graph: Graph) -> tuple[Graph, list[Normalisation]]:
+    """One rewriting pass; the graph itself, not a copy, when nothing needs rewriting."""
     ctx = _Context(graph)
-    out = Graph()
     found: list[Normalisation] = []
+    rewritten: list[tuple[tuple[Node, Node, Node], tuple[Node, Node, Node]]] = []
     for subject, predicate, obj in graph:
         if not isinstance(predicate, URIRef):
-            out.add((subject, predicate, obj))
             continue
         new_predicate, new_obj = _rewrite(subject, predicate, obj, ctx, found)
-        out.add((subject, new_predicate, new_obj))
+        if new_predicate != predicate or new_obj != obj:
+            rewritten.append(((subject, predicate, obj), (subject, new_predicate, new_obj)))
+    if not rewritten:
+        return graph, found
+    out = Graph()
+    out += graph
+    for before, _ in rewritten:
+        out.remove(before)
+    for _, after in rewritten:
+        out.add(after)
     return out, found
 
 
@@ -333,7 +346,8 @@ _MAX_PASSES = 4
 
 
 def normalise(graph: Graph) -> tuple[Graph, list[Normalisation]]:
-    """`graph` with its known drift rewritten (a new graph), and every change made, once."""
+    """`graph` with its known drift rewritten (a new graph; `graph` itself when there is none),
+    and every change made, once."""
     current = graph
     changes: dict[Normalisation, None] = {}
     for _ in range(_MAX_PASSES):
@@ -341,7 +355,7 @@ def normalise(graph: Graph) -> tuple[Graph, list[Normalisation]]:
         if not found:
             break
         changes.update(dict.fromkeys(found))
-    _bind(current, graph.namespaces())
+    _bind(current, list(graph.namespaces()))
     order = list(NormalisationKind)
     return current, sorted(
         changes,

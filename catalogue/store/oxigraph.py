@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pyoxigraph as ox
 from oxrdflib import OxigraphStore
-from rdflib import XSD, BNode, Dataset, Graph, Literal, URIRef
+from rdflib import XSD, Dataset, Graph, Literal, URIRef
 
 from catalogue.exceptions import StoreError
 
@@ -37,13 +37,17 @@ class OxigraphGraphStore:
         if drop_prefix is not None:
             drops |= set(self.graph_names(drop_prefix))
         statements = [f"DROP SILENT GRAPH <{name}>" for name in sorted(drops)]
+        # one INSERT DATA for every graph: a blank node shared by two graphs stays one node
+        blocks = []
         for name, graph in graphs.items():
             if len(graph):
                 try:
-                    body = _own_blank_nodes(graph).serialize(format="nt")
+                    body = "\n".join(f"{s.n3()} {p.n3()} {o.n3()} ." for s, p, o in graph)
                 except Exception as exc:  # rdflib raises a bare Exception for a bad IRI
                     raise StoreError(f"cannot write graph {name}, nothing changed: {exc}") from exc
-                statements.append(f"INSERT DATA {{ GRAPH <{name}> {{\n{body}\n}} }}")
+                blocks.append(f"GRAPH <{name}> {{\n{body}\n}}")
+        if blocks:
+            statements.append("INSERT DATA {\n" + "\n".join(blocks) + "\n}")
         if not statements:
             return
         try:
@@ -77,21 +81,3 @@ class OxigraphGraphStore:
         del self.dataset
         del self._ox
         gc.collect()
-
-
-def _own_blank_nodes(graph: Graph) -> Graph:
-    """The graph with fresh blank nodes: SPARQL forbids one blank node label in two INSERT DATA
-    operations of a request, which the same node in two graphs would otherwise give."""
-    if not any(isinstance(node, BNode) for triple in graph for node in triple):
-        return graph
-    fresh: dict[BNode, BNode] = {}
-    out = Graph()
-    for s, p, o in graph:
-        out.add(
-            (
-                fresh.setdefault(s, BNode()) if isinstance(s, BNode) else s,
-                p,
-                fresh.setdefault(o, BNode()) if isinstance(o, BNode) else o,
-            )
-        )
-    return out
