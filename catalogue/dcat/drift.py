@@ -21,9 +21,9 @@ normalising its result changes nothing.
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from collections.abc import Iterable
 from enum import StrEnum
+from functools import lru_cache
 
 from pydantic import BaseModel, ConfigDict
 from rdflib import Graph, Literal, Namespace, URIRef
