@@ -22,6 +22,7 @@ from catalogue.domain.harvest import HarvestContext, HarvestSink, SourceConfig, 
 from catalogue.exceptions import UnreadableSourceError
 from catalogue.imaging.features import ANNOTATION_MODALITIES, READ_KEYWORDS, SeriesRows
 from catalogue.imaging.normalise import coded
+from catalogue.net.http import read_capped
 
 USER_AGENT = f"cancer-imaging-catalogue/{__version__}"
 STUDY_FIELDS = ("PatientID", "PatientSex", "PatientAge", "PatientBirthDate", "StudyDate")
@@ -294,16 +295,4 @@ class _Client:
 
 
 def _capped_body(url: str, response: httpx.Response) -> bytes:
-    declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
-        raise UnreadableSourceError(f"{url}: response of {declared} bytes exceeds the size cap")
-    chunks: list[bytes] = []
-    size = 0
-    for chunk in response.iter_bytes():
-        size += len(chunk)
-        if size > MAX_RESPONSE_BYTES:
-            raise UnreadableSourceError(
-                f"{url}: response exceeds the size cap of {MAX_RESPONSE_BYTES} bytes"
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return read_capped(url, response, MAX_RESPONSE_BYTES)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.term import Node
@@ -104,12 +104,12 @@ def parse_dataset(graph: Graph, node: Node, provider_id: str) -> Dataset:
     )
 
 
-def dataset_subgraph(graph: Graph, node: Node) -> Graph:
-    """The dataset's description: its triples, and those of blank nodes and distributions it
-    points to, transitively (a concise bounded description extended to distributions)."""
+def reachable(graph: Graph, roots: Iterable[Node], follow: Callable[[Node, Node], bool]) -> Graph:
+    """The triples of `roots` and of every node reached from them through (predicate, object)
+    pairs that `follow` accepts, transitively, with the graph's prefixes."""
     out = Graph()
     seen: set[Node] = set()
-    stack: list[Node] = [node]
+    stack: list[Node] = list(roots)
     while stack:
         subject = stack.pop()
         if subject in seen:
@@ -117,13 +117,21 @@ def dataset_subgraph(graph: Graph, node: Node) -> Graph:
         seen.add(subject)
         for predicate, obj in graph.predicate_objects(subject):
             out.add((subject, predicate, obj))
-            if isinstance(obj, BNode) or (
-                predicate in FOLLOWED_PREDICATES and isinstance(obj, URIRef)
-            ):
+            if follow(predicate, obj):
                 stack.append(obj)
     for prefix, namespace in graph.namespaces():
         out.bind(prefix, namespace, override=False)
     return out
+
+
+def _described_within(predicate: Node, obj: Node) -> bool:
+    return isinstance(obj, BNode) or (predicate in FOLLOWED_PREDICATES and isinstance(obj, URIRef))
+
+
+def dataset_subgraph(graph: Graph, node: Node) -> Graph:
+    """The dataset's description: its triples, and those of the blank nodes, distributions and
+    agents it points to, transitively (a concise bounded description extended to them)."""
+    return reachable(graph, [node], _described_within)
 
 
 def iter_datasets(graph: Graph, provider_id: str) -> Iterator[HarvestedDataset]:

@@ -45,7 +45,7 @@ from catalogue.dcat.namespaces import (
     RDF,
     VCARD,
 )
-from catalogue.dcat.parser import dataset_nodes
+from catalogue.dcat.parser import dataset_nodes, reachable
 
 DCAT_AP_FILES = (
     "dcat-ap-3.0.1_shapes.ttl",
@@ -271,20 +271,8 @@ def _report(
 def _descriptions(graph: Graph, roots: list[Node]) -> Graph:
     """The triples describing some datasets: everything reachable from them through nodes the
     graph describes, stopping at other datasets and catalogues."""
-    out = Graph()
     stop = set(graph.subjects(RDF.type, DCAT.Catalog)) | set(dataset_nodes(graph))
-    seen: set[Node] = set()
-    stack = list(roots)
-    while stack:
-        subject = stack.pop()
-        if subject in seen:
-            continue
-        seen.add(subject)
-        for predicate, obj in graph.predicate_objects(subject):
-            out.add((subject, predicate, obj))
-            if not isinstance(obj, Literal) and obj not in stop:
-                stack.append(obj)
-    return out
+    return reachable(graph, roots, lambda _, obj: not isinstance(obj, Literal) and obj not in stop)
 
 
 def _open_world(graph: Graph, result: ValidationResult) -> ValidationResult:

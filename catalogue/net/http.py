@@ -241,22 +241,26 @@ class HttpClient:
         return base * self._random.uniform(0.5, 1.0)
 
     def _read_capped(self, url: str, response: httpx.Response) -> bytes:
-        cap = self.settings.max_bytes
-        declared = response.headers.get("Content-Length", "")
-        if declared.isdigit() and int(declared) > cap:
+        return read_capped(url, response, self.settings.max_bytes)
+
+
+def read_capped(url: str, response: httpx.Response, cap: int) -> bytes:
+    """A streamed response's body, refused past `cap` bytes (declared or while reading)."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > cap:
+        raise UnreadableSourceError(
+            f"{url}: response of {declared} bytes exceeds the size cap of {cap} bytes"
+        )
+    chunks: list[bytes] = []
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if size > cap:
             raise UnreadableSourceError(
-                f"{url}: response of {declared} bytes exceeds the size cap of {cap} bytes"
+                f"{url}: response exceeds the size cap of {cap} bytes (aborted while reading)"
             )
-        chunks: list[bytes] = []
-        size = 0
-        for chunk in response.iter_bytes():
-            size += len(chunk)
-            if size > cap:
-                raise UnreadableSourceError(
-                    f"{url}: response exceeds the size cap of {cap} bytes (aborted while reading)"
-                )
-            chunks.append(chunk)
-        return b"".join(chunks)
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _transient(status: int) -> bool:
