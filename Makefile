@@ -32,6 +32,7 @@ check: lint typecheck test
 bench: $(STAMP)
 	$(BIN)/python bench/feasibility.py
 	$(BIN)/python bench/dicom_harvest.py
+	$(BIN)/python bench/harvest.py
 
 schemas: $(STAMP)
 	$(BIN)/catalogue schemas --out schemas
