@@ -1,4 +1,4 @@
-"""The `catalogue` command: demo, harvest, runs, reindex, validate, serve, schemas."""
+"""The `catalogue` command: demo, harvest, runs, report, reindex, validate, serve, schemas."""
 
 from __future__ import annotations
 
@@ -140,6 +140,23 @@ def runs_command(
         state = {None: "running or stopped", True: "ok", False: "failed"}[run.ok]
         title = f"Run {run.id}: {run.started} to {run.ended or '-'} ({state})"
         console.print(_sources_table(title, run.sources))
+
+
+@app.command("report")
+def report_command(
+    provider: Annotated[str, typer.Argument(help="Provider id.")],
+    dataset: Annotated[str, typer.Argument(help="Dataset identifier.")],
+    last: Annotated[int, typer.Option(help="How many of its reports, newest first.")] = 1,
+) -> None:
+    """Show a dataset's SHACL validation reports from past harvests."""
+    with open_catalogue(Settings()) as catalogue:
+        reports = catalogue.log.validations(provider, dataset)[:last]
+    if not reports:
+        raise CatalogueError(f"no validation report for {provider}/{dataset}")
+    for run_id, record in reports:
+        verdict = "conforms" if record.conforms else f"{record.violations} violations"
+        console.print(f"[bold]run {run_id}: {verdict}[/bold]")
+        print(record.report)
 
 
 @app.command("reindex")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -70,3 +71,24 @@ def test_malformed_provider_entry_skips_only_that_provider(tmp_path: Path) -> No
     assert f"{providers}:5: providers.0.sources.0.dicom-table" in result.stderr
     assert "provider skipped" in result.stderr
     assert "good" in result.stderr and "ok" in result.stderr
+
+
+def test_runs_and_validation_reports_are_shown(tmp_path: Path) -> None:
+    providers = tmp_path / "providers.yaml"
+    providers.write_text(
+        "providers:\n"
+        + one_source("hospital", f"kind: dcat\n        path: {DATA / 'valid_project.ttl'}")
+    )
+    assert run(["harvest", "--providers", str(providers)], tmp_path).returncode == 0
+    runs = run(["runs", "--json"], tmp_path)
+    assert runs.returncode == 0
+    recorded = json.loads(runs.stdout)
+    assert recorded[0]["ok"] is True and recorded[0]["sources"][0]["new"] == 1
+    identifier = "http://localhost/data/archive/projects/test_img2catalog"
+    shown = run(["report", "hospital", identifier], tmp_path)
+    assert shown.returncode == 0
+    # the file lacks HealthDCAT-AP's mandatory health category: the stored report says so
+    assert "healthCategory" not in (DATA / "valid_project.ttl").read_text()
+    assert "violations" in shown.stderr and "healthCategory" in shown.stdout
+    missing = run(["report", "hospital", "no-such-dataset"], tmp_path)
+    assert missing.returncode == 1 and "no validation report" in missing.stderr
