@@ -17,7 +17,7 @@ from catalogue.dcat.digest import description_digest
 from catalogue.domain.harvest import HarvestedDataset, ProviderConfig, SourceReport
 from catalogue.domain.identifiers import dataset_graph, summary_graph
 from catalogue.domain.models import Dataset
-from catalogue.services.harvest_log import DatasetState, HarvestLog, ValidationRecord
+from catalogue.services.harvest_log import DatasetState, ValidationRecord
 from catalogue.services.runtime import Catalogue
 
 Validator = Callable[[Graph], ValidationRecord]
@@ -30,22 +30,21 @@ class DatasetWriter:
     def __init__(
         self,
         catalogue: Catalogue,
-        log: HarvestLog,
         run_id: int,
         provider: ProviderConfig,
         report: SourceReport,
         validator: Validator | None,
-        written: dict[str, Dataset] | None = None,
+        written: dict[str, Dataset],
     ) -> None:
         self._catalogue = catalogue
-        self._log = log
+        self._log = catalogue.log
         self._run_id = run_id
         self._provider = provider
         self._report = report
         self._validator = validator
-        self.written: dict[str, Dataset] = {} if written is None else written
+        self._written = written
         """The models of the datasets written, by identifier, so the index needs no re-read."""
-        self._known: dict[str, DatasetState] = log.states(provider.id)
+        self._known: dict[str, DatasetState] = self._log.states(provider.id)
         self._listed: set[str] = set()
 
     def put(self, items: list[HarvestedDataset]) -> None:
@@ -83,7 +82,7 @@ class DatasetWriter:
             self._log.put_states(provider_id, self._report.source_id, self._run_id, digests)
             for identifier, digest in digests.items():
                 self._known[identifier] = DatasetState(self._report.source_id, digest)
-            self.written.update(written)
+            self._written.update(written)
 
     def finish(self, max_delete_share: float, allow_deletions: bool = False) -> None:
         """Delete what the source no longer lists, if it ended well, listed everything and the
@@ -114,7 +113,7 @@ class DatasetWriter:
         names = [dataset_graph(provider_id, i) for i in gone]
         names += [summary_graph(provider_id, i) for i in gone]
         self._catalogue.store.replace_graphs(dict.fromkeys(names, Graph()))
-        self._log.drop_states(provider_id, gone)
+        self._log.mark_deleted(provider_id, gone)  # index entries go at the provider's end
         for identifier in gone:
             self._known.pop(identifier, None)
         report.deleted = len(gone)

@@ -28,7 +28,7 @@ CREATE TABLE IF NOT EXISTS source_runs (
 CREATE TABLE IF NOT EXISTS dataset_state (
     provider TEXT NOT NULL, identifier TEXT NOT NULL, source TEXT NOT NULL,
     digest TEXT NOT NULL, run_id INTEGER NOT NULL, indexed INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (provider, identifier));
+    deleted INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (provider, identifier));
 CREATE TABLE IF NOT EXISTS validation_reports (
     run_id INTEGER NOT NULL, provider TEXT NOT NULL, identifier TEXT NOT NULL,
     conforms INTEGER NOT NULL, violations INTEGER NOT NULL, report TEXT NOT NULL);
@@ -77,6 +77,11 @@ class HarvestLog:
             self._con = sqlite3.connect(path, check_same_thread=False)
             self._con.execute("PRAGMA journal_mode=WAL")
             self._con.executescript(_SCHEMA)
+            columns = {row[1] for row in self._con.execute("PRAGMA table_info(dataset_state)")}
+            if "deleted" not in columns:  # a log written before deletions were marked
+                self._con.execute(
+                    "ALTER TABLE dataset_state ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0"
+                )
         except sqlite3.Error as exc:
             raise StoreError(f"harvest log {path} unusable: {exc}") from exc
 
@@ -128,9 +133,10 @@ class HarvestLog:
         return out
 
     def states(self, provider_id: str) -> dict[str, DatasetState]:
-        """identifier -> state, for every dataset of the provider the log knows."""
+        """identifier -> state, for every dataset the provider has (not deleted)."""
         rows = self._con.execute(
-            "SELECT identifier, source, digest FROM dataset_state WHERE provider = ?",
+            "SELECT identifier, source, digest FROM dataset_state "
+            "WHERE provider = ? AND deleted = 0",
             [provider_id],
         )
         return {identifier: DatasetState(source, digest) for identifier, source, digest in rows}
@@ -140,7 +146,7 @@ class HarvestLog:
     ) -> None:
         with self._con:
             self._con.executemany(
-                "INSERT OR REPLACE INTO dataset_state VALUES (?, ?, ?, ?, ?, 0)",
+                "INSERT OR REPLACE INTO dataset_state VALUES (?, ?, ?, ?, ?, 0, 0)",
                 [(provider_id, i, source_id, d, run_id) for i, d in digests.items()],
             )
 
@@ -155,11 +161,29 @@ class HarvestLog:
             )
 
     def unindexed(self, provider_id: str) -> set[str]:
+        """Datasets whose index entry must be (re)written."""
         rows = self._con.execute(
-            "SELECT identifier FROM dataset_state WHERE provider = ? AND indexed = 0",
+            "SELECT identifier FROM dataset_state "
+            "WHERE provider = ? AND indexed = 0 AND deleted = 0",
             [provider_id],
         )
         return {r[0] for r in rows}
+
+    def mark_deleted(self, provider_id: str, identifiers: list[str]) -> None:
+        """Datasets deleted from the store whose index entry is still to be removed."""
+        with self._con:
+            self._con.executemany(
+                "UPDATE dataset_state SET deleted = 1 WHERE provider = ? AND identifier = ?",
+                [(provider_id, i) for i in identifiers],
+            )
+
+    def deleted(self, provider_id: str) -> list[str]:
+        rows = self._con.execute(
+            "SELECT identifier FROM dataset_state WHERE provider = ? AND deleted = 1 "
+            "ORDER BY identifier",
+            [provider_id],
+        )
+        return [r[0] for r in rows]
 
     def drop_states(self, provider_id: str, identifiers: list[str]) -> None:
         with self._con:

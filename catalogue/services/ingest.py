@@ -37,7 +37,6 @@ from catalogue.domain.models import Dataset, Provider
 from catalogue.exceptions import CatalogueError, ConfigError
 from catalogue.net.http import HttpClient
 from catalogue.services.dataset_sync import DatasetWriter
-from catalogue.services.harvest_log import HarvestLog
 from catalogue.services.runtime import Catalogue
 from catalogue.services.summaries import parse_summary, write_summaries
 from catalogue.services.validation import validate_description
@@ -100,7 +99,6 @@ class _Run:
     """What every source of one harvest run shares."""
 
     catalogue: Catalogue
-    log: HarvestLog
     run_id: int
     progress: ProgressHook | None
     allow_deletions: bool
@@ -119,7 +117,7 @@ def _harvest_source(
     source_id = source.source_id(position)
     report = SourceReport(provider.id, source_id, source.kind)
     validator = None if provider.validation == "off" else validate_description
-    writer = DatasetWriter(catalogue, run.log, run.run_id, provider, report, validator, written)
+    writer = DatasetWriter(catalogue, run.run_id, provider, report, validator, written)
     try:
         harvester: Harvester = plugins.load(plugins.HARVESTERS, source.kind)()
         ctx = HarvestContext(
@@ -144,7 +142,7 @@ def _harvest_source(
         writer.finish(share, run.allow_deletions)
     except CatalogueError as exc:
         report.ok, report.error = False, f"deleting datasets no longer listed failed: {exc}"
-    run.log.record_source(run.run_id, report)
+    catalogue.log.record_source(run.run_id, report)
     return report
 
 
@@ -176,7 +174,7 @@ def harvest(
     started = time.perf_counter()
     report = HarvestReport()
     master = catalogue.settings.master_secret()
-    run = _Run(catalogue, catalogue.log, catalogue.log.start_run(), progress, allow_deletions)
+    run = _Run(catalogue, catalogue.log.start_run(), progress, allow_deletions)
     report.run_id = run.run_id
     http = HttpClient(catalogue.settings.http)
     try:
@@ -205,39 +203,36 @@ def harvest(
 
 
 def _unindexed(run: _Run, provider_id: str, identifiers: set[str]) -> None:
-    run.log.set_indexed(provider_id, sorted(identifiers), False)
+    run.catalogue.log.set_indexed(provider_id, sorted(identifiers), False)
 
 
 def _update_index(catalogue: Catalogue, provider_id: str, written: dict[str, Dataset]) -> None:
     """Bring the datasets index in line with the store for one provider: (re)index the datasets
-    marked as changed (this run, or a run that stopped before indexing), and remove entries of
-    datasets the provider no longer has. Models written in this run are not read back."""
-    known = catalogue.log.states(provider_id)
+    marked as changed and remove those marked deleted (in this run, or in a run that stopped
+    before indexing). Models written in this run are not read back."""
     pending = sorted(catalogue.log.unindexed(provider_id))
-    indexed = {d.identifier for d in catalogue.datasets.all() if d.provider_id == provider_id}
-    removed = [(provider_id, i) for i in sorted(indexed - set(known))]
-    if not pending and not removed:
+    deleted = catalogue.log.deleted(provider_id)
+    if not pending and not deleted:
         return
     summarised = set(catalogue.store.graph_names(summary_prefix(provider_id)))
     datasets = []
     for identifier in pending:
-        dataset = written.get(identifier) or stored_dataset(catalogue, provider_id, identifier)
+        dataset = written.get(identifier) or _stored_model(catalogue, provider_id, identifier)
         if dataset is None:
             continue
         name = summary_graph(provider_id, identifier)
         summary = parse_summary(catalogue.store.graph(name)) if name in summarised else None
         datasets.append(dataset.model_copy(update={"summary": summary}))
-    catalogue.datasets.update(datasets, removed)
+    catalogue.datasets.update(datasets, [(provider_id, i) for i in deleted])
     catalogue.log.set_indexed(provider_id, pending, True)
+    catalogue.log.drop_states(provider_id, deleted)
 
 
-def stored_dataset(catalogue: Catalogue, provider_id: str, identifier: str) -> Dataset | None:
-    """One dataset as the graph store holds it, with its summary; None if absent."""
+def _stored_model(catalogue: Catalogue, provider_id: str, identifier: str) -> Dataset | None:
+    """One dataset's model as the graph store holds its description; None if absent."""
     graph = catalogue.store.graph(dataset_graph(provider_id, identifier))
     for node in dataset_nodes(graph):
-        dataset = parse_dataset(graph, node, provider_id)
-        summary = parse_summary(catalogue.store.graph(summary_graph(provider_id, identifier)))
-        return dataset.model_copy(update={"summary": summary})
+        return parse_dataset(graph, node, provider_id)
     return None
 
 
