@@ -19,7 +19,7 @@ from pydantic import Field, SecretStr
 from rdflib import Graph, Namespace, URIRef
 
 from catalogue.dcat.namespaces import DCAT, RDF
-from catalogue.dcat.parser import dataset_subgraph, parse_dataset
+from catalogue.dcat.parser import iter_datasets
 from catalogue.domain.harvest import (
     HarvestContext,
     HarvestedDataset,
@@ -105,7 +105,9 @@ class _Crawl:
                 if len(self._seen) >= self._source.max_resources:
                     if not self._capped:
                         self._capped = True
-                        self._incomplete(f"stopped at max_resources={self._source.max_resources}")
+                        self._report.incomplete(
+                            f"stopped at max_resources={self._source.max_resources}"
+                        )
                     return
                 self._seen.add(key)
                 pending[pool.submit(self._fetch, key)] = (key, role)
@@ -138,15 +140,16 @@ class _Crawl:
         except UnreadableSourceError as exc:
             if role == "root":
                 raise
-            self._incomplete(f"{role} not read: {exc}")
+            self._report.incomplete(f"{role} not read: {exc}")
             return
-        nodes = _dataset_nodes(graph, url, role)
-        if role == "dataset" and not nodes:
-            self._incomplete(f"{url}: listed as a dataset but describes no dcat:Dataset")
-        for node in nodes:
-            dataset = parse_dataset(graph, node, self._ctx.provider.id)
-            self._batch.append(HarvestedDataset(dataset, dataset_subgraph(graph, node)))
-            self._listed.add(dataset.identifier)
+        items = list(
+            iter_datasets(graph, self._ctx.provider.id, lambda g: _dataset_nodes(g, url, role))
+        )
+        if role == "dataset" and not items:
+            self._report.incomplete(f"{url}: listed as a dataset but describes no dcat:Dataset")
+        for item in items:
+            self._batch.append(item)
+            self._listed.add(item.dataset.identifier)
         self._report.datasets = len(self._listed)
         if len(self._batch) >= _BATCH:
             self._flush()
@@ -157,10 +160,6 @@ class _Crawl:
         if self._batch:
             self._sink.put_datasets(self._batch)
             self._batch = []
-
-    def _incomplete(self, why: str) -> None:
-        self._report.warn(f"{why}; listing incomplete (nothing deleted)")
-        self._report.complete = False
 
 
 def _dataset_nodes(graph: Graph, url: str, role: Role) -> list[URIRef]:

@@ -66,7 +66,9 @@ def harvest_pages(
         fetched = http.get(url, accept=RDF_ACCEPT, params=params, headers=listing.headers)
         digest = hashlib.sha256(fetched.body).digest()
         if digest in seen_bodies:
-            _stop(report, f"{fetched.url}: page {number} repeats an earlier page's content")
+            report.incomplete(
+                f"{fetched.url}: page {number} repeats an earlier page's content; paging stopped"
+            )
             return False
         seen_bodies.add(digest)
         seen_urls.update({_key(url), _key(fetched.url)})
@@ -82,16 +84,13 @@ def harvest_pages(
         if following is None:
             return True
         if _key(following) in seen_urls:
-            _stop(report, f"{fetched.url}: page {number} links back to {following}")
+            report.incomplete(
+                f"{fetched.url}: page {number} links back to {following}; paging stopped"
+            )
             return False
         url, params = following, None
-    _stop(report, f"{listing.url}: stopped at max_pages={listing.max_pages}")
+    report.incomplete(f"{listing.url}: stopped at max_pages={listing.max_pages}; paging stopped")
     return False
-
-
-def _stop(report: SourceReport, why: str) -> None:
-    report.warn(f"{why}; paging stopped, listing incomplete (nothing deleted)")
-    report.complete = False
 
 
 def _key(url: str) -> str:

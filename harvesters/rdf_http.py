@@ -117,10 +117,10 @@ def parse_fetched(
     chosen = fmt or MEDIA_FORMATS.get(fetched.content_type) or suffix_format(url) or looks
     chosen = chosen or "turtle"
     if fmt is None and looks not in (None, "html") and _family(looks) != _family(chosen):
-        graph = parse_rdf(body, str(looks), url)
+        graph = parse_rdf(body, str(looks), url, empty_ok)
         warn(f"{url}: served as {shown} but is {looks}; read as {looks}")
         return graph
-    return parse_rdf(body, chosen, url)
+    return parse_rdf(body, chosen, url, empty_ok)
 
 
 def _family(fmt: str | None) -> str | None:
@@ -128,6 +128,6 @@ def _family(fmt: str | None) -> str | None:
     return "turtle" if fmt in ("turtle", "nt", "n3", "trig", "nquads") else fmt
 
 
-def parse_rdf(body: bytes, fmt: str, base: str) -> Graph:
+def parse_rdf(body: bytes, fmt: str, base: str, allow_empty: bool = False) -> Graph:
     """Parse a body in an rdflib format, relative IRIs against `base`; JSON-LD offline."""
-    return parse_rdf_bytes(body, base, base, fmt)
+    return parse_rdf_bytes(body, base, base, fmt, allow_empty)

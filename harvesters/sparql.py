@@ -12,9 +12,8 @@ from __future__ import annotations
 from typing import ClassVar, Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
-from rdflib import Graph
 
-from catalogue.dcat.parser import dataset_nodes, iter_datasets
+from catalogue.dcat.parser import iter_datasets
 from catalogue.domain.harvest import HarvestContext, HarvestSink, SourceConfig, SourceReport
 from catalogue.net.http import Fetched, HttpClient
 from harvesters.rdf_http import headers_field, http_client, parse_fetched, plain_headers
@@ -92,18 +91,21 @@ class SparqlHarvester:
                     paging = f"LIMIT {source.page_size} OFFSET {number * source.page_size}"
                 fetched = _ask(http, source, template.replace(PAGING, paging))
                 graph = parse_fetched(fetched, report.warn, empty_ok=True)
-                items = {i.dataset.identifier: i for i in iter_datasets(graph, ctx.provider.id)}
+                found = list(iter_datasets(graph, ctx.provider.id))
+                items = {i.dataset.identifier: i for i in found}
                 new = set(items) - listed
                 if items:
                     sink.put_datasets(list(items.values()))
                 listed.update(items)
                 report.datasets = len(listed)
-                if source.page_size is None or _short(graph, source.page_size):
+                if source.page_size is None or len(found) < source.page_size:
                     return report
                 if not new:
-                    _stop(report, f"{source.url}: page {number + 1} brought no new dataset")
+                    report.incomplete(
+                        f"{source.url}: page {number + 1} brought no new dataset; paging stopped"
+                    )
                     return report
-        _stop(report, f"{source.url}: stopped at max_pages={source.max_pages}")
+        report.incomplete(f"{source.url}: stopped at max_pages={source.max_pages}; paging stopped")
         return report
 
 
@@ -115,12 +117,3 @@ def _ask(http: HttpClient, source: SparqlSource, query: str) -> Fetched:
     if source.method == "get":
         return http.get(source.url, accept=GRAPH_ACCEPT, params=form, headers=headers)
     return http.post_form(source.url, form, accept=GRAPH_ACCEPT, headers=headers)
-
-
-def _short(graph: Graph, page_size: int) -> bool:
-    return len(dataset_nodes(graph)) < page_size
-
-
-def _stop(report: SourceReport, why: str) -> None:
-    report.warn(f"{why}; paging stopped, listing incomplete (nothing deleted)")
-    report.complete = False

@@ -134,14 +134,19 @@ def dataset_subgraph(graph: Graph, node: Node) -> Graph:
     return reachable(graph, [node], _described_within)
 
 
-def iter_datasets(graph: Graph, provider_id: str) -> Iterator[HarvestedDataset]:
-    """Every dataset of a catalogue graph (as a harvester hands it to its sink), known drift
-    normalised first, with its own subgraph and the normalisations made within it."""
+def iter_datasets(
+    graph: Graph,
+    provider_id: str,
+    select: Callable[[Graph], Iterable[Node]] = dataset_nodes,
+) -> Iterator[HarvestedDataset]:
+    """The datasets of a graph (every dcat:Dataset, or those `select` picks from the normalised
+    graph) as a harvester hands them to its sink: known drift normalised first, each with its
+    own subgraph and the normalisations made within it."""
     graph, changes = normalise(graph)
     by_subject: dict[str, list[str]] = {}
     for change in changes:
         by_subject.setdefault(change.subject, []).append(str(change))
-    for node in dataset_nodes(graph):
+    for node in select(graph):
         subgraph = dataset_subgraph(graph, node)
         made = [line for s in set(subgraph.subjects()) for line in by_subject.get(s.n3(), ())]
         yield HarvestedDataset(

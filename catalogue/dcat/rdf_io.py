@@ -142,7 +142,9 @@ def read_rdf(path: Path, fmt: str | None = None, *, max_bytes: int | None = None
     return parse_rdf_bytes(data, str(path), path.absolute().as_uri(), fmt or guess_format(path))
 
 
-def parse_rdf_bytes(data: bytes, name: str, base: str, fmt: str | None = None) -> Graph:
+def parse_rdf_bytes(
+    data: bytes, name: str, base: str, fmt: str | None = None, allow_empty: bool = False
+) -> Graph:
     """Parse a document's bytes (`name` for messages, relative IRIs against `base`); `fmt` is
     what the document claims to be, overridden when its content plainly is something else."""
     declared = fmt or "turtle"
@@ -184,7 +186,7 @@ def parse_rdf_bytes(data: bytes, name: str, base: str, fmt: str | None = None) -
         raise fail(f"not valid {label}: nested too deeply") from exc
     except Exception as exc:  # every parser has its own exception types
         raise fail(f"not valid {label}: {_describe(exc)}") from exc
-    if len(graph) == 0:
+    if len(graph) == 0 and not allow_empty:  # an empty query result may be only prefixes
         raise fail(f"no RDF statements in this {chosen} document")
     return graph
 

@@ -119,6 +119,11 @@ class SourceReport:
     def warn(self, message: str) -> None:
         self.warnings.append(message)
 
+    def incomplete(self, why: str) -> None:
+        """The listing stopped short: warn, and delete nothing at the end."""
+        self.warn(f"{why}; listing incomplete (nothing deleted)")
+        self.complete = False
+
 
 class HarvestSink(Protocol):
     """Where a harvester writes.

@@ -61,7 +61,8 @@ class DatasetWriter:
             report.normalisations.extend(item.normalisations)
             digest = description_digest(item.graph)
             known = self._known.get(identifier)
-            if known is not None and known.digest == digest and identifier not in written:
+            again = identifier in written  # listed twice in this batch: the later one wins
+            if not again and known is not None and known.digest == digest:
                 report.unchanged += 1
                 continue
             if self._validator is not None:
@@ -70,9 +71,11 @@ class DatasetWriter:
                 if not record.conforms and self._provider.validation == "reject":
                     report.rejected += 1
                     continue
-            if known is None and identifier not in written:
+            if again:
+                pass
+            elif known is None:
                 report.new += 1
-            elif identifier not in written:
+            else:
                 report.updated += 1
             graphs[dataset_graph(provider_id, identifier)] = item.graph
             digests[identifier] = digest

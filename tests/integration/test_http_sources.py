@@ -662,7 +662,10 @@ def sparql_endpoint(store: pyoxigraph.Store) -> Callable[[Request], Reply]:
         fmt = pyoxigraph.RdfFormat.N_TRIPLES
         if "text/turtle" in request.headers.get("accept", ""):
             fmt = pyoxigraph.RdfFormat.TURTLE
-        return Reply(results.serialize(format=fmt) or b"", content_type=fmt.media_type)
+        body = results.serialize(format=fmt) or b""
+        if fmt == pyoxigraph.RdfFormat.TURTLE:  # as Virtuoso or Fuseki: a prefix, or a comment
+            body = b"@prefix dcat: <http://www.w3.org/ns/dcat#> .\n# results\n" + body
+        return Reply(body, content_type=fmt.media_type)
 
     return answer
 
