@@ -73,3 +73,8 @@ def idc_demo(
     with open_catalogue(settings) as opened:
         report = harvest(opened, load_providers(providers))
         yield IdcDemo(opened, report, parquet, root / "demo" / "collections.csv")
+
+
+# registered once here, so the whole session shares one server (a fixture imported into several
+# modules is set up once per module); imported last: the module imports `require` from here
+from tests.services.virtuoso import virtuoso_fixture  # noqa: E402, F401

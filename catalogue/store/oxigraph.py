@@ -11,6 +11,7 @@ from oxrdflib import OxigraphStore
 from rdflib import XSD, Dataset, Graph, Literal, URIRef
 
 from catalogue.exceptions import StoreError
+from catalogue.store.sparql_update import graph_iri
 
 if TYPE_CHECKING:
     from catalogue.config import StoreSettings
@@ -36,7 +37,7 @@ class OxigraphGraphStore:
         drops = set(graphs)
         if drop_prefix is not None:
             drops |= set(self.graph_names(drop_prefix))
-        statements = [f"DROP SILENT GRAPH <{name}>" for name in sorted(drops)]
+        statements = [f"DROP SILENT GRAPH {graph_iri(name)}" for name in sorted(drops)]
         # one INSERT DATA for every graph: a blank node shared by two graphs stays one node
         blocks = []
         for name, graph in graphs.items():
@@ -45,7 +46,7 @@ class OxigraphGraphStore:
                     body = "\n".join(f"{s.n3()} {p.n3()} {o.n3()} ." for s, p, o in graph)
                 except Exception as exc:  # rdflib raises a bare Exception for a bad IRI
                     raise StoreError(f"cannot write graph {name}, nothing changed: {exc}") from exc
-                blocks.append(f"GRAPH <{name}> {{\n{body}\n}}")
+                blocks.append(f"GRAPH {graph_iri(name)} {{\n{body}\n}}")
         if blocks:
             statements.append("INSERT DATA {\n" + "\n".join(blocks) + "\n}")
         if not statements:

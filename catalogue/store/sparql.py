@@ -53,7 +53,7 @@ class SparqlGraphStore:
             )
         update_url = settings.update_url or settings.url
         client = http_client(settings)
-        store = cls(client, str(settings.url), str(update_url), settings.timeout)
+        store = cls(client, str(settings.url), str(update_url))
         try:
             store._select(f"SELECT ?g WHERE {{ GRAPH <{REGISTRY}> {{ ?g <{KEY}> ?k }} }} LIMIT 1")
         except StoreError as exc:
@@ -61,21 +61,22 @@ class SparqlGraphStore:
             raise StoreError(f"cannot open the SPARQL store at {settings.url}: {exc}") from exc
         return store
 
-    def __init__(self, client: httpx.Client, url: str, update_url: str, timeout: float) -> None:
+    def __init__(self, client: httpx.Client, url: str, update_url: str) -> None:
         self._client = client
-        self.url, self.update_url, self.timeout = url, update_url, timeout
+        self.url, self.update_url = url, update_url
 
     def replace_graphs(self, graphs: dict[str, Graph], drop_prefix: str | None = None) -> None:
         clear = self.graph_names(drop_prefix) if drop_prefix is not None else []
         request = replace_request(graphs, clear)
         if request is None:
             return
-        size = len(request.text.encode())
+        body = request.text.encode()
+        size = len(body)
         try:
             self._post(
                 self.update_url,
                 "the replacement",
-                content=request.text.encode(),
+                content=body,
                 headers={"Content-Type": UPDATE},
             )
         except _UnansweredError as exc:
@@ -144,8 +145,9 @@ class SparqlGraphStore:
         try:
             response = self._client.post(url, **kwargs)
         except httpx.TimeoutException as exc:
+            waited = self._client.timeout.read
             raise _UnansweredError(
-                f"the SPARQL endpoint {url} did not answer {what} within {self.timeout:g} s"
+                f"the SPARQL endpoint {url} did not answer {what} within {waited:g} s"
             ) from exc
         except httpx.HTTPError as exc:
             raise _UnansweredError(

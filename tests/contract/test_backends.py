@@ -18,7 +18,6 @@ from catalogue.domain.cohort import CohortQuery
 from catalogue.domain.models import Dataset
 from catalogue.exceptions import StoreError
 from catalogue.imaging.features import SERIES_SCHEMA
-from tests.services.virtuoso import virtuoso_fixture  # noqa: F401  (the fixture `virtuoso`)
 
 REMOTE_STORES = {"sparql": "virtuoso"}
 """Graph stores on a server, and the fixture that starts one and gives its StoreSettings."""
@@ -145,6 +144,7 @@ def test_store_refuses_invalid_names_and_terms_and_changes_nothing(store) -> Non
         {"urn:g:v:1": small_graph("uno"), "urn:g:v:3": bad_term},  # the last graph fails
         {"urn:g:v:1": Graph(), "urn:g:v:not a name": small_graph("x")},
         {"urn:g:v:1": small_graph("uno"), "relative/name": small_graph("x")},
+        {"urn:g:v:1": Graph(), "urn:a> ; DROP ALL ; DROP SILENT GRAPH <urn:b": small_graph("x")},
     ]
     for attempt in attempts:
         with pytest.raises(StoreError):

@@ -1,6 +1,6 @@
 """A real Virtuoso (Debian `virtuoso-opensource`) for the tests: `virtuoso-t +foreground` on
-free loopback ports, its database in a temporary folder. Import the `virtuoso` fixture into the
-test modules that use it (`from tests.services.virtuoso import virtuoso_fixture`)."""
+free loopback ports, its database in a temporary folder. The `virtuoso` fixture is registered in
+tests/conftest.py, so one server serves the whole session."""
 
 from __future__ import annotations
 
