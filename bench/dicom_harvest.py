@@ -135,6 +135,10 @@ def main() -> None:
         paths = files_of(root) if root.is_dir() else []
         if len(paths) != args.files:
             started = time.perf_counter()
+            if paths:  # generating over them would leave the others in the measured tree
+                raise SystemExit(
+                    f"{root} holds {len(paths)} files, not {args.files}: give a new --dir"
+                )
             generate(root, args.files)
             paths = files_of(root)
             print(f"generated {len(paths)} files in {time.perf_counter() - started:.1f} s")

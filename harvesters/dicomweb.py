@@ -272,7 +272,7 @@ class _Client:
                         continue
                     if response.status_code == 404 and not_found_ok:
                         return None
-                    if response.status_code >= 400:
+                    if not response.is_success:  # a redirect too: to a login page, say
                         tried = f" after {attempt + 1} attempts" if attempt else ""
                         raise UnreadableSourceError(
                             f"{url}: HTTP {response.status_code} {response.reason_phrase}{tried}"

@@ -462,6 +462,10 @@ def _raise(exc: type[httpx.TransportError]) -> Callable[[httpx.Request], httpx.R
 FAILURES: dict[str, tuple[Callable[[httpx.Request], httpx.Response | None], str]] = {
     "persistent 500": (lambda r: httpx.Response(500), "HTTP 500 Internal Server Error after 4"),
     "403": (lambda r: httpx.Response(403), "HTTP 403 Forbidden"),
+    "redirect to a login page": (
+        lambda r: httpx.Response(302, headers={"Location": "https://pacs.example/login"}),
+        "HTTP 302 Found",
+    ),
     "read timeout": (_raise(httpx.ReadTimeout), "no response within 5.0s"),
     "connection refused": (_raise(httpx.ConnectError), "cannot connect after 4 attempts"),
     "invalid JSON": (lambda r: httpx.Response(200, content=b"[{"), "not valid JSON"),
