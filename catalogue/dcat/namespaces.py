@@ -1,7 +1,8 @@
 """RDF namespaces of DCAT-AP, HealthDCAT-AP and the catalogue's imaging extension."""
 
-from rdflib import Namespace, URIRef
+from rdflib import BNode, Namespace, URIRef
 from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF, RDFS, SKOS, XSD
+from rdflib.term import Node
 
 HEALTHDCATAP = Namespace("http://healthdataportal.eu/ns/health#")
 ADMS = Namespace("http://www.w3.org/ns/adms#")
@@ -31,7 +32,15 @@ FOLLOWED_PREDICATES: frozenset[URIRef] = frozenset(
     }
 )
 """IRI objects of these predicates are described inside a dataset's description (agents,
-distributions); other IRIs are references. The same set as parser.dataset_subgraph follows."""
+distributions); other IRIs are references."""
+
+
+def described_within(predicate: Node, obj: Node) -> bool:
+    """Whether `obj`'s own triples belong to the description holding (…, predicate, obj): blank
+    nodes, and IRIs of FOLLOWED_PREDICATES. parser.dataset_subgraph and the profiles' codec
+    both follow this."""
+    return isinstance(obj, BNode) or (predicate in FOLLOWED_PREDICATES and isinstance(obj, URIRef))
+
 
 __all__ = [
     "ADMS",
@@ -53,4 +62,5 @@ __all__ = [
     "SPDX",
     "VCARD",
     "XSD",
+    "described_within",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 
-from rdflib import BNode, Graph, Literal, URIRef
+from rdflib import Graph, Literal, URIRef
 from rdflib.term import Node
 
 from catalogue.dcat.drift import normalise
@@ -14,10 +14,10 @@ from catalogue.dcat.namespaces import (
     DCAT,
     DCTERMS,
     FOAF,
-    FOLLOWED_PREDICATES,
     HEALTHDCATAP,
     RDF,
     SKOS,
+    described_within,
 )
 from catalogue.domain.harvest import HarvestedDataset
 from catalogue.domain.models import Dataset
@@ -124,14 +124,10 @@ def reachable(graph: Graph, roots: Iterable[Node], follow: Callable[[Node, Node]
     return out
 
 
-def _described_within(predicate: Node, obj: Node) -> bool:
-    return isinstance(obj, BNode) or (predicate in FOLLOWED_PREDICATES and isinstance(obj, URIRef))
-
-
 def dataset_subgraph(graph: Graph, node: Node) -> Graph:
     """The dataset's description: its triples, and those of the blank nodes, distributions and
     agents it points to, transitively (a concise bounded description extended to them)."""
-    return reachable(graph, [node], _described_within)
+    return reachable(graph, [node], described_within)
 
 
 def iter_datasets(

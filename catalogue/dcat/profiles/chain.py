@@ -92,11 +92,6 @@ class ProfileChain:
                 )
         self.profiles = tuple(profiles)
 
-    @property
-    def dataset(self) -> type[Resource]:
-        """The most specific dataset model: the last profile's."""
-        return self.profiles[-1].dataset
-
     def parse(self, graph: Graph, node: Node) -> Resource:
         """The description of `node` in `graph`, read by every profile in turn."""
         model = codec.read(graph, node)

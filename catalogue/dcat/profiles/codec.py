@@ -1,9 +1,9 @@
 """Graphs to `Resource` trees and back, and the typed reading of a tree by a model class.
 
 `read` turns a node's description into a generic `Resource` tree: every triple lands in some
-node's `extra`. It follows exactly what `catalogue.dcat.parser.dataset_subgraph` includes: the
-objects that are blank nodes, and the IRIs that are objects of FOLLOWED_PREDICATES (agents,
-distributions), transitively; other IRIs are references. `upgrade` then lets a model
+node's `extra`. It follows exactly what `catalogue.dcat.parser.dataset_subgraph` includes, the
+objects `namespaces.described_within` accepts (blank nodes; agents and distributions by IRI),
+transitively; other IRIs are references. `upgrade` then lets a model
 class claim the (predicate, object) pairs its fields stand for, leaving the rest in `extra`;
 `write` emits a model's fields and `extra` again, so read -> upgrade -> write is lossless.
 """
@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from rdflib import BNode, Graph, Literal, URIRef
 from rdflib.term import Node
 
-from catalogue.dcat.namespaces import FOLLOWED_PREDICATES, RDF
+from catalogue.dcat.namespaces import RDF, described_within
 from catalogue.dcat.profiles.resource import Prop, RdfList, Resource, Term, Text, TypedLiteral
 
 R = TypeVar("R", bound=Resource)
@@ -69,10 +69,6 @@ def _members(annotation: Any) -> tuple[type[Any], ...]:
 # --- graph -> generic tree ----------------------------------------------------------------
 
 
-def _expands(predicate: Node, obj: Node) -> bool:
-    return isinstance(obj, BNode) or (isinstance(obj, URIRef) and predicate in FOLLOWED_PREDICATES)
-
-
 def _sorted_edges(graph: Graph, subject: Node) -> list[tuple[Node, Node]]:
     def key(edge: tuple[Node, Node]) -> tuple[str, int, str]:
         predicate, obj = edge
@@ -94,7 +90,7 @@ def read(graph: Graph, node: Node) -> Resource:
     while queue:
         subject = queue.popleft()
         for predicate, obj in _sorted_edges(graph, subject):
-            if not _expands(predicate, obj):
+            if not described_within(predicate, obj):
                 continue
             if isinstance(obj, BNode):
                 incoming[obj] = incoming.get(obj, 0) + 1
@@ -128,11 +124,17 @@ def _list_cells(graph: Graph, nodes: list[Node], shared: set[Node]) -> set[Node]
         edges = list(graph.predicate_objects(node))
         if len(edges) == 2 and {p for p, _ in edges} == {RDF.first, RDF.rest}:
             cells.add(node)
-    changed = True
-    while changed:
-        broken = {c for c in cells if graph.value(c, RDF.rest) not in cells | {RDF.nil}}
-        cells -= broken
-        changed = bool(broken)
+    before: dict[Node | None, list[Node]] = {}  # rdf:rest target -> the cells pointing at it
+    for cell in cells:
+        before.setdefault(graph.value(cell, RDF.rest), []).append(cell)
+    # a cell whose rest is neither nil nor a cell breaks every cell before it: drop them all,
+    # walking back once (linear, where re-checking every cell per round was cubic)
+    broken = [c for rest, cs in before.items() if rest != RDF.nil and rest not in cells for c in cs]
+    while broken:
+        cell = broken.pop()
+        if cell in cells:
+            cells.discard(cell)
+            broken.extend(before.get(cell, ()))
     return cells
 
 

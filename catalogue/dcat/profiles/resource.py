@@ -101,9 +101,3 @@ Lit: TypeAlias = Text | TypedLiteral
 
 Resource.model_rebuild()
 RdfList.model_rebuild()
-
-
-def text_values(values: list[Text], lang: str | None = "en") -> list[str]:
-    """The strings of a multilingual property, those in `lang` (then untagged) first."""
-    order = {lang: 0, None: 1}
-    return [t.value for t in sorted(values, key=lambda t: order.get(t.lang, 2))]
