@@ -123,10 +123,10 @@ def guess_format(path: Path) -> str:
     return _FORMATS.get(path.suffix.lower(), "turtle")
 
 
-def read_rdf(path: Path, fmt: str | None = None, *, max_bytes: int | None = None) -> Graph:
+def read_rdf(path: Path, fmt: str | None = None) -> Graph:
     """Parse one RDF file into a new Graph; UnreadableSourceError (one line, naming the file)
     if it is missing, too large or not what it should be."""
-    limit = max_file_bytes() if max_bytes is None else max_bytes
+    limit = max_file_bytes()
     try:
         size = path.stat().st_size
         if size > limit:
@@ -179,7 +179,7 @@ def parse_rdf_bytes(
             _utf8(data, encoding, bom, chosen)
             graph = _parse_text(data[bom:], chosen, base)
         else:
-            graph = Graph().parse(data=data, format=chosen, publicID=base)
+            raise fail(f"unsupported RDF format {chosen!r}")
     except UnreadableSourceError as exc:
         raise fail(f"not valid {label}: {exc}") from exc
     except RecursionError as exc:

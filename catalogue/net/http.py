@@ -101,13 +101,11 @@ class HttpClient:
         self,
         settings: HttpSettings | None = None,
         *,
-        client: httpx.Client | None = None,
         transport: httpx.BaseTransport | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings or HttpSettings()
-        self._own_client = client is None
-        self._client = client or httpx.Client(
+        self._client = httpx.Client(
             transport=transport,
             follow_redirects=True,
             timeout=httpx.Timeout(self.settings.timeout),
@@ -124,9 +122,7 @@ class HttpClient:
         self.close()
 
     def close(self) -> None:
-        """Close the wrapped client if this client made it."""
-        if self._own_client:
-            self._client.close()
+        self._client.close()
 
     def get(
         self,
@@ -185,13 +181,11 @@ class HttpClient:
                         target,
                         headers=sent,
                         data=dict(data) if data is not None else None,
-                        timeout=httpx.Timeout(self.settings.timeout),
-                        follow_redirects=True,
                     ) as response,
                 ):
                     status = response.status_code
                     if 200 <= status < 300:
-                        body = self._read_capped(shown, response)
+                        body = read_capped(shown, response, self.settings.max_bytes)
                         media = response.headers.get("Content-Type", "")
                         media = media.split(";", 1)[0].strip().lower()
                         return Fetched(str(response.url), status, media, body)
@@ -239,9 +233,6 @@ class HttpClient:
             return min(cap, asked)
         base = min(cap, self.settings.backoff * 2.0**attempt)
         return base * self._random.uniform(0.5, 1.0)
-
-    def _read_capped(self, url: str, response: httpx.Response) -> bytes:
-        return read_capped(url, response, self.settings.max_bytes)
 
 
 def read_capped(url: str, response: httpx.Response, cap: int) -> bytes:
