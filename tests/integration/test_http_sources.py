@@ -22,9 +22,11 @@ import pytest
 import yaml
 from rdflib import BNode, Graph, Literal, Namespace, URIRef
 from rdflib.namespace import DCTERMS, RDF
+from rdflib.term import Node
 
 from catalogue import __version__
 from catalogue.config import ProvidersFile, Settings, load_providers
+from catalogue.dcat.parser import reachable
 from catalogue.domain.harvest import SourceReport
 from catalogue.domain.identifiers import dataset_graph, provider_dataset_prefix
 from catalogue.exceptions import ConfigError, UnreadableSourceError
@@ -126,25 +128,15 @@ def plain_triples(graph: Graph, node: URIRef) -> set[tuple[Any, Any, Any]]:
 
 
 def descriptions(graph: Graph) -> list[tuple[URIRef, Graph]]:
-    """Each dataset with everything reachable from it but other datasets and catalogues."""
+    """Each dataset with everything reachable from it but other datasets and catalogues (what
+    the served pages carry; the expected values come from SPARQL over the raw files)."""
     datasets = sorted(n for n in graph.subjects(RDF.type, DCAT.Dataset) if isinstance(n, URIRef))
     stop = set(datasets) | set(graph.subjects(RDF.type, DCAT.Catalog))
-    out = []
-    for node in datasets:
-        part = Graph()
-        seen: set[Any] = set()
-        stack: list[Any] = [node]
-        while stack:
-            subject = stack.pop()
-            if subject in seen:
-                continue
-            seen.add(subject)
-            for p, o in graph.predicate_objects(subject):
-                part.add((subject, p, o))
-                if o not in stop and (isinstance(o, BNode) or (o, None, None) in graph):
-                    stack.append(o)
-        out.append((node, part))
-    return out
+
+    def follow(_: Node, obj: Node) -> bool:
+        return obj not in stop and (isinstance(obj, BNode) or (obj, None, None) in graph)
+
+    return [(node, reachable(graph, [node], follow)) for node in datasets]
 
 
 def catalogue_pages(
