@@ -9,8 +9,9 @@ from typing import ClassVar, Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 
-from catalogue.dcat.parser import iter_datasets
-from catalogue.dcat.rdf_io import guess_format, read_rdf
+from catalogue.dcat.parser import iter_parsed_datasets
+from catalogue.dcat.rdf_io import guess_format, read_rdf_triples
+from catalogue.dcat.terms import gc_frozen, gc_paused
 from catalogue.domain.harvest import (
     HarvestContext,
     HarvestedDataset,
@@ -26,6 +27,10 @@ _RDF_SUFFIXES = {
     ".ttl", ".turtle", ".trig", ".rdf", ".xml", ".owl", ".nt", ".nq", ".nquads", ".jsonld",
     ".json", ".n3",
 }  # fmt: skip
+
+
+BATCH = 500
+"""Datasets handed to the sink at once: the store loads one batch while the next is read."""
 
 
 class DcatSource(SourceConfig):
@@ -54,7 +59,8 @@ class DcatSource(SourceConfig):
 
 
 class DcatFileHarvester:
-    """Parses each file whole before anything is written, so a bad file changes nothing; a URL
+    """Parses each file whole before anything from it is written, so a bad file changes
+    nothing (in a folder, the others are still read); a URL
     is written a page at a time, and a page that fails fails the source (what earlier pages
     wrote stays, nothing is deleted)."""
 
@@ -79,20 +85,28 @@ class DcatFileHarvester:
         else:
             raise UnreadableSourceError(f"{path}: no such file or folder")
         errors = []
-        items: dict[str, HarvestedDataset] = {}
+        listed: set[str] = set()
         for file in files:
             try:
-                graph = read_rdf(file, source.format or guess_format(file))
+                with gc_paused():  # millions of Oxigraph terms made
+                    parsed = read_rdf_triples(file, source.format or guess_format(file))
             except UnreadableSourceError as exc:
                 if len(files) == 1:
                     raise
                 report.skip("unreadable file")
                 errors.append(str(exc))
                 continue
-            for item in iter_datasets(graph, ctx.provider.id):
-                items[item.dataset.identifier] = item
-        sink.put_datasets(list(items.values()))
-        report.datasets = len(items)
+            with gc_frozen():  # and kept while the file is read
+                batch: list[HarvestedDataset] = []
+                for item in iter_parsed_datasets(parsed, ctx.provider.id):
+                    batch.append(item)
+                    listed.add(item.dataset.identifier)
+                    if len(batch) == BATCH:
+                        sink.put_datasets(batch)
+                        batch = []
+                sink.put_datasets(batch)
+            del parsed, batch
+        report.datasets = len(listed)
         if errors:
             report.ok = False
             report.error = "; ".join(errors)

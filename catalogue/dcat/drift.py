@@ -15,7 +15,8 @@ recorded for the harvest report.
   xsd:nonNegativeInteger (DCAT-AP 2 typed byteSize xsd:decimal), flags as xsd:boolean.
 
 `normalise` returns a new graph (the same one when nothing needs rewriting) and the changes;
-normalising its result changes nothing.
+normalising its result changes nothing. `has_drift` tells, on Oxigraph terms and without building
+a graph, whether `normalise` could change anything: harvests skip it when it could not.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collections.abc import Iterable
 from enum import StrEnum
 from functools import lru_cache
 
+import pyoxigraph as ox
 from pydantic import BaseModel, ConfigDict
 from rdflib import Graph, Literal, Namespace, URIRef
 from rdflib.namespace import OWL
@@ -45,6 +47,7 @@ from catalogue.dcat.namespaces import (
     XSD,
 )
 from catalogue.dcat.profiles.healthdcatap import TERMS as HEALTH_TERMS
+from catalogue.dcat.terms import Statement, rdflib_literal
 
 
 class NormalisationKind(StrEnum):
@@ -373,3 +376,66 @@ def _canonical_namespace(namespace: str) -> str:
         if namespace == variant:
             return canonical
     return namespace
+
+
+# --- the guard ----------------------------------------------------------------------------
+
+_CONTEXTUAL_PREDICATES = frozenset(
+    str(p) for p in (DCTERMS.hasVersion, DCTERMS.isVersionOf, OWL.versionInfo, _DC_IS_REFERENCED_BY)
+)
+"""Predicates the DCAT-AP 2 rules may rename (depending on the subject: the guard does not ask)."""
+_LITERAL_PREDICATES = frozenset(
+    str(p) for p in _IRI_PREDICATES | _MAILTO_PREDICATES | _COUNT_PREDICATES | _FLAG_PREDICATES
+)
+_PLAIN_DATATYPES = frozenset({str(XSD.string), str(RDF.langString)})
+
+
+@lru_cache(maxsize=4096)
+def _predicate_may_drift(iri: str) -> bool:
+    return (
+        _canonical_iri(iri) != iri
+        or _health_term(iri) != iri
+        or iri in _CONTEXTUAL_PREDICATES
+        or iri.startswith(_SCHEMA)
+    )
+
+
+@lru_cache(maxsize=4096)
+def _datatype_drifts(iri: str) -> bool:
+    return _canonical_iri(_curie_datatype(iri)) != iri
+
+
+_RULE_DATATYPES = frozenset(str(d) for d in _STRINGS | _NUMERIC if d is not None)
+"""Datatypes of literals the literal rules may rewrite (none rewrites a language string)."""
+
+
+def _literal_drifts(predicate: str, obj: ox.Literal) -> bool:
+    if obj.language or obj.datatype.value not in _RULE_DATATYPES:
+        return False
+    literal = rdflib_literal(obj.value, obj.datatype.value, obj.language)
+    rule_predicate = URIRef(predicate)
+    for fix in (_datatype, _literal_iri):
+        fixed = fix(rule_predicate, literal)
+        if fixed is not None and fixed != literal:
+            return True
+    return False
+
+
+def has_drift(statements: Iterable[Statement]) -> bool:
+    """False when `normalise` would certainly change nothing in the graph of these triples;
+    True when it might (it then decides)."""
+    for statement in statements:
+        predicate = statement.predicate.value
+        if _predicate_may_drift(predicate):
+            return True
+        obj = statement.object
+        if isinstance(obj, ox.NamedNode):
+            if _canonical_iri(obj.value) != obj.value or obj.value.startswith(_ADMS_STATUS):
+                return True
+        elif isinstance(obj, ox.Literal):
+            datatype = obj.datatype.value
+            if datatype not in _PLAIN_DATATYPES and _datatype_drifts(datatype):
+                return True
+            if predicate in _LITERAL_PREDICATES and _literal_drifts(predicate, obj):
+                return True
+    return False

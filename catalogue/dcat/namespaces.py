@@ -1,5 +1,6 @@
 """RDF namespaces of DCAT-AP, HealthDCAT-AP and the catalogue's imaging extension."""
 
+import pyoxigraph as ox
 from rdflib import BNode, Namespace, URIRef
 from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF, RDFS, SKOS, XSD
 from rdflib.term import Node
@@ -35,11 +36,20 @@ FOLLOWED_PREDICATES: frozenset[URIRef] = frozenset(
 distributions); other IRIs are references."""
 
 
-def described_within(predicate: Node, obj: Node) -> bool:
+_FOLLOWED_IRIS = frozenset(str(p) for p in FOLLOWED_PREDICATES)
+
+
+def described_within(predicate: Node | ox.NamedNode, obj: object) -> bool:
     """Whether `obj`'s own triples belong to the description holding (…, predicate, obj): blank
-    nodes, and IRIs of FOLLOWED_PREDICATES. parser.dataset_subgraph and the profiles' codec
-    both follow this."""
-    return isinstance(obj, BNode) or (predicate in FOLLOWED_PREDICATES and isinstance(obj, URIRef))
+    nodes, and IRIs of FOLLOWED_PREDICATES (rdflib or Oxigraph terms). parser.describe and the
+    profiles' codec both follow this."""
+    if isinstance(obj, (BNode, ox.BlankNode)):
+        return True
+    if isinstance(obj, URIRef):
+        return predicate in FOLLOWED_PREDICATES
+    if isinstance(obj, ox.NamedNode) and isinstance(predicate, ox.NamedNode):
+        return predicate.value in _FOLLOWED_IRIS
+    return False
 
 
 __all__ = [

@@ -1,13 +1,22 @@
-"""DCAT-AP / HealthDCAT-AP / imaging-extension graphs into Dataset models and their subgraphs."""
+"""DCAT-AP / HealthDCAT-AP / imaging-extension descriptions into Dataset models and their own
+triples.
+
+The work is done on Oxigraph terms, indexed by subject (`Index`): harvests parse with Oxigraph
+and never build an rdflib graph of a whole catalogue unless its drift must be normalised. The
+rdflib entry points (`iter_datasets`, `parse_dataset`, `dataset_subgraph`) convert and share it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any, TypeAlias
 
-from rdflib import Graph, Literal, URIRef
+import pyoxigraph as ox
+from rdflib import Graph
 from rdflib.term import Node
 
-from catalogue.dcat.drift import normalise
+from catalogue.dcat.description import Description
+from catalogue.dcat.drift import has_drift, normalise
 from catalogue.dcat.namespaces import (
     ADMS,
     CIM,
@@ -19,115 +28,201 @@ from catalogue.dcat.namespaces import (
     SKOS,
     described_within,
 )
+from catalogue.dcat.terms import OxSubject, OxTerm, ParsedRdf, Statement, ToOxigraph
 from catalogue.domain.harvest import HarvestedDataset
 from catalogue.domain.models import Dataset
 
+Index: TypeAlias = dict[OxTerm, list[Statement]]
+"""Statements by subject."""
+
 _PREFERRED_LANGUAGES = ("en", None)
+_TYPE = ox.NamedNode(str(RDF.type))
+_DATASET = ox.NamedNode(str(DCAT.Dataset))
 
 
-def _text(graph: Graph, subject: Node, predicate: URIRef) -> str | None:
-    """A literal value, preferring English, then untagged, then any language."""
-    values = sorted(o for o in graph.objects(subject, predicate) if isinstance(o, Literal))
-    for language in _PREFERRED_LANGUAGES:
-        for value in values:
-            if value.language == language:
-                return str(value).strip()
-    return str(values[0]).strip() if values else None
-
-
-def _texts(graph: Graph, subject: Node, predicate: URIRef) -> tuple[str, ...]:
-    """Distinct string values of a property: literals, or labels/IRIs of resources."""
-    out: list[str] = []
-    for obj in graph.objects(subject, predicate):
-        if isinstance(obj, Literal):
-            value = str(obj).strip()
+def index(statements: Iterable[Statement]) -> Index:
+    by_subject: Index = {}
+    for statement in statements:
+        found = by_subject.get(statement.subject)
+        if found is None:
+            by_subject[statement.subject] = [statement]
         else:
-            label = _text(graph, obj, SKOS.prefLabel)
-            value = label if label else str(obj)
-        if value and value not in out:
-            out.append(value)
-    return tuple(sorted(out))  # graphs have no order: this is stable across harvests
+            found.append(statement)
+    return by_subject
 
 
-def _iri(graph: Graph, subject: Node, predicate: URIRef) -> str | None:
-    for obj in graph.objects(subject, predicate):
-        return str(obj)
-    return None
+# --- the model ----------------------------------------------------------------------------
 
 
-def _int(graph: Graph, subject: Node, predicate: URIRef) -> int | None:
-    for obj in graph.objects(subject, predicate):
+class _Properties:
+    """One node's objects by predicate IRI."""
+
+    def __init__(self, about: Index, node: OxTerm) -> None:
+        self.about = about
+        self.values: dict[str, list[OxTerm]] = {}
+        for statement in about.get(node, ()):
+            self.values.setdefault(statement.predicate.value, []).append(statement.object)
+
+    def of(self, predicate: str) -> list[OxTerm]:
+        return self.values.get(predicate, [])
+
+    def text(self, predicate: str) -> str | None:
+        """A literal value, preferring English, then untagged, then any language."""
+        values = sorted(
+            (o for o in self.of(predicate) if isinstance(o, ox.Literal)),
+            key=lambda o: (o.value, o.language or "", o.datatype.value),
+        )
+        for language in _PREFERRED_LANGUAGES:
+            for value in values:
+                if value.language == language:
+                    return value.value.strip()
+        return values[0].value.strip() if values else None
+
+    def texts(self, predicate: str) -> tuple[str, ...]:
+        """Distinct string values of a property: literals, or labels/IRIs of resources."""
+        out: set[str] = set()
+        for obj in self.of(predicate):
+            if isinstance(obj, ox.Literal):
+                value = obj.value.strip()
+            else:
+                value = _Properties(self.about, obj).text(str(SKOS.prefLabel)) or _lexical(obj)
+            if value:
+                out.add(value)
+        return tuple(sorted(out))  # graphs have no order: this is stable across harvests
+
+    def first(self, predicate: str) -> str | None:
+        for obj in self.of(predicate):
+            return _lexical(obj)
+        return None
+
+    def integer(self, predicate: str) -> int | None:
+        value = self.first(predicate)
         try:
-            return int(str(obj))
+            return None if value is None else int(value)
         except ValueError:
             return None
-    return None
+
+    def doi(self) -> str | None:
+        for ident in self.of(str(ADMS.identifier)):
+            if isinstance(ident, ox.Literal):
+                continue
+            notation = _Properties(self.about, ident).text(str(SKOS.notation))
+            if notation and notation.startswith("10."):
+                return notation
+        return None
+
+    def publisher(self) -> str | None:
+        publisher = None
+        for agent in sorted(self.of(str(DCTERMS.publisher)), key=_lexical):
+            if isinstance(agent, ox.Literal):
+                continue
+            name = _Properties(self.about, agent).text(str(FOAF.name))
+            publisher = name or (agent.value if isinstance(agent, ox.NamedNode) else None)
+        return publisher
 
 
-def _doi(graph: Graph, subject: Node) -> str | None:
-    for ident in graph.objects(subject, ADMS.identifier):
-        notation = _text(graph, ident, SKOS.notation)
-        if notation and notation.startswith("10."):
-            return notation
-    return None
+def _lexical(term: OxTerm) -> str:
+    """An IRI, a blank node's label, a literal's lexical form (as rdflib's `str` gives them)."""
+    return str(term) if isinstance(term, ox.Triple) else term.value
 
 
-def dataset_nodes(graph: Graph) -> list[Node]:
-    """Every dcat:Dataset in the graph, in a stable order."""
-    return sorted(set(graph.subjects(RDF.type, DCAT.Dataset)), key=str)
-
-
-def parse_dataset(graph: Graph, node: Node, provider_id: str) -> Dataset:
+def dataset_model(about: Index, node: OxSubject, provider_id: str) -> Dataset:
     """One dataset node as a Dataset; the identifier is dct:identifier, else the IRI."""
-    identifier = _text(graph, node, DCTERMS.identifier) or str(node)
-    publisher = None
-    for agent in sorted(graph.objects(node, DCTERMS.publisher), key=str):
-        name = _text(graph, agent, FOAF.name)
-        publisher = name or (str(agent) if isinstance(agent, URIRef) else None)
+    props = _Properties(about, node)
+    identifier = props.text(str(DCTERMS.identifier)) or _lexical(node)
     return Dataset(
         provider_id=provider_id,
         identifier=identifier,
-        iri=str(node),
-        title=_text(graph, node, DCTERMS.title) or identifier,
-        description=_text(graph, node, DCTERMS.description) or "",
-        keywords=_texts(graph, node, DCAT.keyword),
-        themes=_texts(graph, node, DCAT.theme),
-        cancer_types=_texts(graph, node, CIM.cancerType),
-        body_sites=_texts(graph, node, CIM.bodySite),
-        modalities=_texts(graph, node, CIM.modality),
-        license=_iri(graph, node, DCTERMS.license),
-        access_rights=_iri(graph, node, DCTERMS.accessRights),
-        doi=_doi(graph, node),
-        landing_page=_iri(graph, node, DCAT.landingPage),
-        publisher=publisher,
-        number_of_unique_individuals=_int(graph, node, HEALTHDCATAP.numberOfUniqueIndividuals),
+        iri=_lexical(node),
+        title=props.text(str(DCTERMS.title)) or identifier,
+        description=props.text(str(DCTERMS.description)) or "",
+        keywords=props.texts(str(DCAT.keyword)),
+        themes=props.texts(str(DCAT.theme)),
+        cancer_types=props.texts(str(CIM.cancerType)),
+        body_sites=props.texts(str(CIM.bodySite)),
+        modalities=props.texts(str(CIM.modality)),
+        license=props.first(str(DCTERMS.license)),
+        access_rights=props.first(str(DCTERMS.accessRights)),
+        doi=props.doi(),
+        landing_page=props.first(str(DCAT.landingPage)),
+        publisher=props.publisher(),
+        number_of_unique_individuals=props.integer(str(HEALTHDCATAP.numberOfUniqueIndividuals)),
     )
 
 
-def reachable(graph: Graph, roots: Iterable[Node], follow: Callable[[Node, Node], bool]) -> Graph:
-    """The triples of `roots` and of every node reached from them through (predicate, object)
-    pairs that `follow` accepts, transitively, with the graph's prefixes."""
-    out = Graph()
-    seen: set[Node] = set()
-    stack: list[Node] = list(roots)
+def datasets_in(about: Index) -> list[OxSubject]:
+    """Every dcat:Dataset, in a stable order."""
+    nodes = {
+        subject
+        for subject, statements in about.items()
+        if isinstance(subject, (ox.NamedNode, ox.BlankNode))
+        and any(s.predicate == _TYPE and s.object == _DATASET for s in statements)
+    }
+    return sorted(nodes, key=_lexical)
+
+
+# --- descriptions -------------------------------------------------------------------------
+
+
+def closure(
+    roots: Iterable[Any], about: Callable[[Any], Iterable[Any]], follow: Callable[[Any, Any], bool]
+) -> list[Any]:
+    """The triples (rdflib's or Oxigraph's) `about` gives of `roots` and of every node reached
+    from them through (predicate, object) pairs that `follow` accepts, transitively, each once."""
+    out: list[Any] = []
+    seen: set[Any] = set()
+    stack = list(roots)
     while stack:
         subject = stack.pop()
         if subject in seen:
             continue
         seen.add(subject)
-        for predicate, obj in graph.predicate_objects(subject):
-            out.add((subject, predicate, obj))
-            if follow(predicate, obj):
-                stack.append(obj)
+        for triple in about(subject):
+            out.append(triple)
+            if follow(triple[1], triple[2]):
+                stack.append(triple[2])
+    return out
+
+
+def describe(about: Index, node: OxSubject) -> list[Statement]:
+    """The dataset's description: its triples, and those of the blank nodes, distributions and
+    agents it points to, transitively (a concise bounded description extended to them)."""
+    empty: list[Statement] = []
+    return closure([node], lambda s: about.get(s, empty), described_within)
+
+
+def reachable(graph: Graph, roots: Iterable[Node], follow: Callable[[Node, Node], bool]) -> Graph:
+    """The rdflib triples of `roots` and of every node reached from them through (predicate,
+    object) pairs that `follow` accepts, transitively, with the graph's prefixes."""
+    out = Graph()
+    for triple in closure(roots, lambda s: graph.triples((s, None, None)), follow):
+        out.add(triple)
     for prefix, namespace in graph.namespaces():
         out.bind(prefix, namespace, override=False)
     return out
 
 
+# --- rdflib entry points --------------------------------------------------------------------
+
+
+def dataset_nodes(graph: Graph) -> list[Node]:
+    """Every dcat:Dataset in an rdflib graph, in a stable order."""
+    return sorted(set(graph.subjects(RDF.type, DCAT.Dataset)), key=str)
+
+
+def parse_dataset(graph: Graph, node: Node, provider_id: str) -> Dataset:
+    """One dataset node of an rdflib graph as a Dataset."""
+    convert = ToOxigraph()
+    subject = convert.subject(node)
+    return dataset_model(index(convert.triples(graph)), subject, provider_id)
+
+
 def dataset_subgraph(graph: Graph, node: Node) -> Graph:
-    """The dataset's description: its triples, and those of the blank nodes, distributions and
-    agents it points to, transitively (a concise bounded description extended to them)."""
+    """The dataset's description (see `describe`) in an rdflib graph."""
     return reachable(graph, [node], described_within)
+
+
+# --- harvests -----------------------------------------------------------------------------
 
 
 def iter_datasets(
@@ -135,16 +230,37 @@ def iter_datasets(
     provider_id: str,
     select: Callable[[Graph], Iterable[Node]] = dataset_nodes,
 ) -> Iterator[HarvestedDataset]:
-    """The datasets of a graph (every dcat:Dataset, or those `select` picks from the normalised
-    graph) as a harvester hands them to its sink: known drift normalised first, each with its
-    own subgraph and the normalisations made within it."""
+    """The datasets of an rdflib graph (every dcat:Dataset, or those `select` picks from the
+    normalised graph) as a harvester hands them to its sink: known drift normalised first, each
+    with its own description and the normalisations made within it."""
     graph, changes = normalise(graph)
+    convert = ToOxigraph()
+    about = index(convert.triples(graph))
+    nodes = [convert.subject(node) for node in select(graph)]
     by_subject: dict[str, list[str]] = {}
     for change in changes:
         by_subject.setdefault(change.subject, []).append(str(change))
-    for node in select(graph):
-        subgraph = dataset_subgraph(graph, node)
-        made = [line for s in set(subgraph.subjects()) for line in by_subject.get(s.n3(), ())]
+    n3: dict[OxTerm, str] = {}
+    if changes:
+        n3 = {convert.term(s): s.n3() for s in set(graph.subjects())}
+    for node in nodes:
+        statements = describe(about, node)
+        made = {line for s in statements for line in by_subject.get(n3.get(s.subject, ""), ())}
         yield HarvestedDataset(
-            parse_dataset(subgraph, node, provider_id), subgraph, tuple(sorted(made))
+            dataset_model(about, node, provider_id),
+            Description(statements),
+            tuple(sorted(made)),
+        )
+
+
+def iter_parsed_datasets(parsed: ParsedRdf, provider_id: str) -> Iterator[HarvestedDataset]:
+    """The datasets of a parsed document, as `iter_datasets` gives them; without building an
+    rdflib graph when the document has no known drift (the common case: a harvest's fast path)."""
+    if has_drift(parsed.triples):
+        yield from iter_datasets(parsed.graph(), provider_id)
+        return
+    about = index(parsed.triples)
+    for node in datasets_in(about):
+        yield HarvestedDataset(
+            dataset_model(about, node, provider_id), Description(describe(about, node))
         )

@@ -23,7 +23,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -33,10 +33,10 @@ import pyoxigraph as ox
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pyld import jsonld
-from rdflib import BNode, Graph, Literal, URIRef
-from rdflib.namespace import XSD
+from rdflib import BNode, Graph, URIRef
 from rdflib.term import Node
 
+from catalogue.dcat.terms import ParsedRdf, Statement, ToOxigraph, rdflib_literal
 from catalogue.exceptions import ConfigError, UnreadableSourceError
 
 _FORMATS = {
@@ -126,6 +126,11 @@ def guess_format(path: Path) -> str:
 def read_rdf(path: Path, fmt: str | None = None) -> Graph:
     """Parse one RDF file into a new Graph; UnreadableSourceError (one line, naming the file)
     if it is missing, too large or not what it should be."""
+    return read_rdf_triples(path, fmt).graph()
+
+
+def read_rdf_triples(path: Path, fmt: str | None = None) -> ParsedRdf:
+    """As `read_rdf`, into Oxigraph triples (no rdflib graph is built)."""
     limit = max_file_bytes()
     try:
         size = path.stat().st_size
@@ -139,7 +144,7 @@ def read_rdf(path: Path, fmt: str | None = None) -> Graph:
         raise UnreadableSourceError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     if len(data) > limit:  # grew while being read
         raise UnreadableSourceError(f"{path}: over the {limit}-byte limit of one RDF file")
-    return parse_rdf_bytes(data, str(path), path.absolute().as_uri(), fmt or guess_format(path))
+    return parse_rdf_triples(data, str(path), path.absolute().as_uri(), fmt or guess_format(path))
 
 
 def parse_rdf_bytes(
@@ -147,6 +152,13 @@ def parse_rdf_bytes(
 ) -> Graph:
     """Parse a document's bytes (`name` for messages, relative IRIs against `base`); `fmt` is
     what the document claims to be, overridden when its content plainly is something else."""
+    return parse_rdf_triples(data, name, base, fmt, allow_empty).graph()
+
+
+def parse_rdf_triples(
+    data: bytes, name: str, base: str, fmt: str | None = None, allow_empty: bool = False
+) -> ParsedRdf:
+    """As `parse_rdf_bytes`, into Oxigraph triples (a triple stated twice may come twice)."""
     declared = fmt or "turtle"
 
     def fail(detail: str) -> UnreadableSourceError:
@@ -172,12 +184,12 @@ def parse_rdf_bytes(
     label = chosen if chosen == declared else f"{chosen} (by its content; {declared} expected)"
     try:
         if chosen == "xml":
-            graph = _parse_xml(data, base)
+            parsed = _parse_xml(data, base)
         elif chosen == "json-ld":
-            graph = _parse_jsonld(_utf8(data, encoding, bom, "JSON-LD"), base)
+            parsed = _parse_jsonld(_utf8(data, encoding, bom, "JSON-LD"), base)
         elif _FAMILY.get(chosen) == "text":
             _utf8(data, encoding, bom, chosen)
-            graph = _parse_text(data[bom:], chosen, base)
+            parsed = _parse_text(data[bom:], chosen, base)
         else:
             raise fail(f"unsupported RDF format {chosen!r}")
     except UnreadableSourceError as exc:
@@ -186,9 +198,9 @@ def parse_rdf_bytes(
         raise fail(f"not valid {label}: nested too deeply") from exc
     except Exception as exc:  # every parser has its own exception types
         raise fail(f"not valid {label}: {_describe(exc)}") from exc
-    if len(graph) == 0 and not allow_empty:  # an empty query result may be only prefixes
+    if not parsed.triples and not allow_empty:  # an empty query result may be only prefixes
         raise fail(f"no RDF statements in this {chosen} document")
-    return graph
+    return parsed
 
 
 def _one_line(text: str) -> str:
@@ -264,13 +276,13 @@ _OX_FORMATS = {
 }
 
 
-def _parse_text(data: bytes, fmt: str, base: str) -> Graph:
+def _parse_text(data: bytes, fmt: str, base: str) -> ParsedRdf:
     """Turtle is read as TriG (a superset) and N-Triples as N-Quads; if that fails, the other
     one is tried (N-Quads in a .ttl file); the first error is the one reported."""
     first: UnreadableSourceError | None = None
     for ox_format in _OX_FORMATS[fmt]:
         try:
-            return _oxigraph_graph(data, ox_format, base, formulas_are_errors=fmt == "n3")
+            return _oxigraph_parse(data, ox_format, base, formulas_are_errors=fmt == "n3")
         except _OxigraphSyntaxError as exc:
             first = first or exc
     assert first is not None
@@ -281,11 +293,13 @@ class _OxigraphSyntaxError(UnreadableSourceError):
     """Oxigraph found the document invalid (another format may still be tried)."""
 
 
-def _oxigraph_graph(
+def _oxigraph_parse(
     data: bytes, ox_format: ox.RdfFormat, base: str, formulas_are_errors: bool = False
-) -> Graph:
+) -> ParsedRdf:
     try:
-        return _from_oxigraph(ox.parse(data, format=ox_format, base_iri=base), formulas_are_errors)
+        parser = ox.parse(data, format=ox_format, base_iri=base, rename_blank_nodes=True)
+        statements = _default_graph(parser, formulas_are_errors)
+        return ParsedRdf(statements, dict(getattr(parser, "prefixes", {})))
     except SyntaxError as exc:
         raise _OxigraphSyntaxError(_oxigraph_message(exc)) from exc
     except MemoryError as exc:
@@ -310,39 +324,21 @@ def _oxigraph_message(exc: SyntaxError) -> str:
     return f"line {line}, {where}: {message}"
 
 
-def _from_oxigraph(parser: Iterable[ox.Quad], formulas_are_errors: bool) -> Graph:
-    """Oxigraph's quads as one rdflib graph (graph names dropped), with the parser's prefixes."""
-    graph = Graph()
-    blanks: dict[str, BNode] = {}
-
-    def term(value: Any) -> Node:
-        if isinstance(value, ox.NamedNode):
-            return URIRef(value.value)
-        if isinstance(value, ox.BlankNode):
-            return blanks.setdefault(value.value, BNode())
-        if isinstance(value, ox.Literal):
-            return _literal(value.value, value.datatype.value, value.language)
-        raise UnreadableSourceError(f"unsupported RDF term {value} (RDF 1.2 triple terms, N3)")
-
-    def triples() -> Iterator[tuple[Node, Node, Node, Graph]]:
-        for quad in parser:
-            if formulas_are_errors and not isinstance(quad.graph_name, ox.DefaultGraph):
+def _default_graph(parser: Iterable[ox.Quad], formulas_are_errors: bool) -> list[Statement]:
+    """Oxigraph's quads, every one in the default graph (graph names dropped: the graphs of a
+    dataset file are merged)."""
+    out: list[Statement] = []
+    for quad in parser:
+        if type(quad.subject) is ox.Triple or type(quad.object) is ox.Triple:
+            raise UnreadableSourceError(
+                f"unsupported RDF term in {quad} (RDF 1.2 triple terms are not supported)"
+            )
+        if type(quad.graph_name) is not ox.DefaultGraph:
+            if formulas_are_errors:
                 raise UnreadableSourceError("N3 formulas ({ … }) are not supported")
-            yield term(quad.subject), term(quad.predicate), term(quad.object), graph
-
-    graph.addN(triples())
-    for prefix, namespace in getattr(parser, "prefixes", {}).items():
-        graph.bind(prefix, namespace, override=False)
-    return graph
-
-
-def _literal(value: str, datatype: str | None, language: str | None) -> Literal:
-    """An rdflib literal as rdflib's own parsers make it (xsd:string implicit)."""
-    if language:
-        return Literal(value, lang=language)
-    if datatype is None or datatype == str(XSD.string):
-        return Literal(value)
-    return Literal(value, datatype=URIRef(datatype))
+            quad = ox.Quad(quad.subject, quad.predicate, quad.object)
+        out.append(quad)
+    return out
 
 
 # RDF/XML (expat checks, Oxigraph parses)
@@ -352,14 +348,14 @@ class _XmlRefusedError(Exception):
     """Raised from an expat handler to stop at the first unsafe construct."""
 
 
-def _parse_xml(data: bytes, base: str) -> Graph:
+def _parse_xml(data: bytes, base: str) -> ParsedRdf:
     """RDF/XML: expat first checks the whole document (well-formed, nesting, entities) in the
     encoding it declares, then Oxigraph parses it as UTF-8 (it would accept a truncated
     document, and it expands entities, so it never sees one that expat did not pass)."""
     encoding = _check_xml(data)
     if encoding is not None:
         data = _as_utf8_xml(data, encoding)
-    return _oxigraph_graph(data, ox.RdfFormat.RDF_XML, base)
+    return _oxigraph_parse(data, ox.RdfFormat.RDF_XML, base)
 
 
 def _check_xml(data: bytes) -> str | None:
@@ -475,7 +471,7 @@ def _offline_loader(url: str, options: dict[str, Any] | None = None) -> dict[str
     return {"contextUrl": None, "documentUrl": url, "document": _context(file)}
 
 
-def _parse_jsonld(text: str, base: str) -> Graph:
+def _parse_jsonld(text: str, base: str) -> ParsedRdf:
     try:
         document = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -506,7 +502,7 @@ def _parse_jsonld(text: str, base: str) -> Graph:
             return URIRef(value["value"])
         if value["type"] == "blank node":
             return blanks.setdefault(value["value"], BNode())
-        return _literal(value["value"], value.get("datatype"), value.get("language"))
+        return rdflib_literal(value["value"], value.get("datatype"), value.get("language"))
 
     for triples in dataset.values():
         for triple in triples:
@@ -514,7 +510,7 @@ def _parse_jsonld(text: str, base: str) -> Graph:
     if len(graph) == 0 and not _mentions_jsonld(document):
         raise UnreadableSourceError("JSON without @context, @id or @type: not JSON-LD")
     _check_iris(graph)
-    return graph
+    return ParsedRdf(ToOxigraph().triples(graph))
 
 
 def _check_ids(document: Any) -> None:

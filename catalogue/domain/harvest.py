@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, ClassVar, Literal, Protocol
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
-from rdflib import Graph
 
 from catalogue.domain.identifiers import Pseudonymiser
 from catalogue.domain.models import Dataset
 
 if TYPE_CHECKING:
+    from catalogue.dcat.description import Description
     from catalogue.net.http import HttpClient
 
 
@@ -76,10 +76,10 @@ class HarvestContext:
 
 @dataclass(frozen=True)
 class HarvestedDataset:
-    """A dataset description: its typed model and the RDF graph it was parsed from."""
+    """A dataset description: its typed model and the triples it was parsed from."""
 
     dataset: Dataset
-    graph: Graph
+    description: Description
     normalisations: tuple[str, ...] = ()
     """Drift repaired while reading it (for the harvest report)."""
 

@@ -1,7 +1,8 @@
 """Writing one source's dataset descriptions: incremental, validated, deletions safeguarded.
 
-Each batch a harvester hands over is written in one store transaction, skipping datasets whose
-digest equals the one last written. When the source ends well and listed all its datasets, those
+Each batch a harvester hands over is written at once, skipping datasets whose digest equals the
+one last written: changed datasets in one store transaction, new ones with the store's bulk
+loader (see `DatasetWriter.put`). When the source ends well and listed all its datasets, those
 it listed before but not now are deleted, unless that would be an empty listing or more than the
 allowed share of the provider's datasets: then nothing is deleted and the provider is marked
 suspect (a portal answering an empty page during an outage must not empty the catalogue).
@@ -9,11 +10,14 @@ suspect (a portal answering an empty page during an outage must not empty the ca
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 
 from rdflib import Graph
 
-from catalogue.dcat.digest import description_digest
+from catalogue.dcat.description import Description
+from catalogue.dcat.terms import Triples, gc_paused
 from catalogue.domain.harvest import HarvestedDataset, ProviderConfig, SourceReport
 from catalogue.domain.identifiers import dataset_graph, summary_graph
 from catalogue.domain.models import Dataset
@@ -24,8 +28,23 @@ Validator = Callable[[Graph], ValidationRecord]
 """Validates one dataset description (SHACL); None when the provider's validation is off."""
 
 
+@dataclass
+class _Load:
+    """New graphs being bulk-loaded in the worker thread, committed when it is done."""
+
+    loading: Future[None]
+    names: list[str]
+    digests: dict[str, str]
+    models: dict[str, Dataset]
+
+
 class DatasetWriter:
-    """Writes the datasets of one source of one provider within a harvest run."""
+    """Writes the datasets of one source of one provider within a harvest run.
+
+    New datasets go to the store's bulk loader in a worker thread (the loader releases the
+    GIL), while the harvester goes on with the next batch; a load is committed (digests
+    recorded, graphs taken off the pending list) before the next write and by `flush`, which
+    the caller runs before `finish`."""
 
     def __init__(
         self,
@@ -46,12 +65,18 @@ class DatasetWriter:
         """The models of the datasets written, by identifier, so the index needs no re-read."""
         self._known: dict[str, DatasetState] = self._log.states(provider.id)
         self._listed: set[str] = set()
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-load")
+        self._load: _Load | None = None
 
     def put(self, items: list[HarvestedDataset]) -> None:
-        """Write the new and changed datasets of a batch in one transaction."""
+        """Write the new and changed datasets of a batch: the changed ones in one transaction,
+        the new ones with the store's bulk loader (listed as pending until their digests are
+        recorded, so a crash never leaves part of one behind)."""
+        self.flush()
         report, provider_id = self._report, self._provider.id
-        graphs: dict[str, Graph] = {}
-        digests: dict[str, str] = {}
+        fresh: dict[str, Triples] = {}
+        changed: dict[str, Triples] = {}
+        descriptions: dict[str, Description] = {}
         written: dict[str, Dataset] = {}
         for item in items:
             identifier = item.dataset.identifier
@@ -59,14 +84,13 @@ class DatasetWriter:
                 report.warn(f"dataset {identifier!r} listed twice; the later one is kept")
             self._listed.add(identifier)
             report.normalisations.extend(item.normalisations)
-            digest = description_digest(item.graph)
             known = self._known.get(identifier)
             again = identifier in written  # listed twice in this batch: the later one wins
-            if not again and known is not None and known.digest == digest:
+            if not again and known is not None and known.digest == item.description.digest:
                 report.unchanged += 1
                 continue
             if self._validator is not None:
-                record = self._validator(item.graph)
+                record = self._validator(item.description.graph)
                 self._log.put_validation(self._run_id, provider_id, identifier, record)
                 if not record.conforms and self._provider.validation == "reject":
                     report.rejected += 1
@@ -77,15 +101,65 @@ class DatasetWriter:
                 report.new += 1
             else:
                 report.updated += 1
-            graphs[dataset_graph(provider_id, identifier)] = item.graph
-            digests[identifier] = digest
+            graphs = fresh if known is None else changed
+            graphs[dataset_graph(provider_id, identifier)] = item.description.triples
+            descriptions[identifier] = item.description
             written[identifier] = item.dataset
-        if graphs:
-            self._catalogue.store.replace_graphs(graphs)
-            self._log.put_states(provider_id, self._report.source_id, self._run_id, digests)
-            for identifier, digest in digests.items():
-                self._known[identifier] = DatasetState(self._report.source_id, digest)
-            self._written.update(written)
+        if changed:
+            self._catalogue.store.replace_graphs(changed)
+            ids = [i for i in descriptions if dataset_graph(provider_id, i) in changed]
+            self._commit({i: descriptions[i].digest for i in ids}, {i: written[i] for i in ids})
+        if fresh:
+            self._start_load(fresh, descriptions, written)
+
+    def _start_load(
+        self,
+        graphs: dict[str, Triples],
+        descriptions: dict[str, Description],
+        written: dict[str, Dataset],
+    ) -> None:
+        """List the graphs as pending, start loading them, compute their digests meanwhile."""
+        self._log.add_pending(graphs)
+        load = _Load(
+            self._worker.submit(self._catalogue.store.add_graphs, graphs), [*graphs], {}, {}
+        )
+        self._load = load
+        provider_id = self._provider.id
+        with gc_paused():  # a batch's Oxigraph terms
+            for identifier, description in descriptions.items():
+                if dataset_graph(provider_id, identifier) in graphs:
+                    load.digests[identifier] = description.digest
+                    load.models[identifier] = written[identifier]
+
+    def flush(self) -> None:
+        """Wait for the bulk load under way and commit it; if it failed, drop what it may have
+        written, and raise its error."""
+        load, self._load = self._load, None
+        if load is None:
+            return
+        try:
+            load.loading.result()
+        except BaseException:
+            self._catalogue.store.replace_graphs(dict.fromkeys(load.names, ()))
+            self._log.clear_pending(load.names)
+            raise
+        self._commit(load.digests, load.models, completed=load.names)
+
+    def close(self) -> None:
+        """Flush, and stop the worker thread."""
+        try:
+            self.flush()
+        finally:
+            self._worker.shutdown()
+
+    def _commit(
+        self, digests: dict[str, str], models: dict[str, Dataset], completed: Sequence[str] = ()
+    ) -> None:
+        source = self._report.source_id
+        self._log.put_states(self._provider.id, source, self._run_id, digests, completed=completed)
+        for identifier, digest in digests.items():
+            self._known[identifier] = DatasetState(source, digest)
+        self._written.update(models)
 
     def finish(self, max_delete_share: float, allow_deletions: bool = False) -> None:
         """Delete what the source no longer lists, if it ended well, listed everything and the

@@ -1,13 +1,16 @@
 """The harvest log: runs and what each source did, each dataset's last digest, validation reports.
 
 One SQLite file in the data folder. A dataset's digest is written after its graph, so a crash in
-between only means the dataset is rewritten next time.
+between only means the dataset is rewritten next time. Graphs written with the store's bulk
+loader (not atomic) are listed as pending before, and taken off the list in the transaction that
+writes their digests: a crash in between leaves them listed, and `open_catalogue` drops them.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +36,7 @@ CREATE TABLE IF NOT EXISTS validation_reports (
     run_id INTEGER NOT NULL, provider TEXT NOT NULL, identifier TEXT NOT NULL,
     conforms INTEGER NOT NULL, violations INTEGER NOT NULL, report TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS validation_by_dataset ON validation_reports (provider, identifier);
+CREATE TABLE IF NOT EXISTS pending_graphs (name TEXT PRIMARY KEY);
 """
 
 
@@ -142,12 +146,38 @@ class HarvestLog:
         return {identifier: DatasetState(source, digest) for identifier, source, digest in rows}
 
     def put_states(
-        self, provider_id: str, source_id: str, run_id: int, digests: dict[str, str]
+        self,
+        provider_id: str,
+        source_id: str,
+        run_id: int,
+        digests: dict[str, str],
+        completed: Iterable[str] = (),
     ) -> None:
+        """Record the digests of datasets written, and take the `completed` graphs off the
+        pending list, in one transaction."""
         with self._con:
             self._con.executemany(
                 "INSERT OR REPLACE INTO dataset_state VALUES (?, ?, ?, ?, ?, 0, 0)",
                 [(provider_id, i, source_id, d, run_id) for i, d in digests.items()],
+            )
+            self._con.executemany(
+                "DELETE FROM pending_graphs WHERE name = ?", [(n,) for n in completed]
+            )
+
+    def add_pending(self, names: Iterable[str]) -> None:
+        """List graphs about to be bulk-loaded (possibly incomplete until taken off)."""
+        with self._con:
+            self._con.executemany(
+                "INSERT OR IGNORE INTO pending_graphs VALUES (?)", [(n,) for n in names]
+            )
+
+    def pending(self) -> list[str]:
+        return [r[0] for r in self._con.execute("SELECT name FROM pending_graphs ORDER BY name")]
+
+    def clear_pending(self, names: Iterable[str]) -> None:
+        with self._con:
+            self._con.executemany(
+                "DELETE FROM pending_graphs WHERE name = ?", [(n,) for n in names]
             )
 
     def set_indexed(self, provider_id: str, identifiers: list[str], indexed: bool) -> None:

@@ -136,6 +136,10 @@ def _harvest_source(
         log.exception("source %s/%s failed unexpectedly", provider.id, source_id)
         report.ok, report.error = False, f"unexpected {type(exc).__name__}: {exc}"
     try:
+        writer.close()  # the last bulk load is committed (or undone) before any deletion
+    except CatalogueError as exc:
+        report.ok, report.error = False, f"writing new datasets failed: {exc}"
+    try:
         share = provider.max_delete_share
         if share is None:
             share = catalogue.settings.harvest.max_delete_share

@@ -52,7 +52,17 @@ def open_catalogue(settings: Settings) -> Catalogue:
         datasets = datasets_cls(root / "index" / f"datasets-{settings.index.datasets}")
         cohort = cohort_cls(root / "index" / f"cohort-{settings.index.cohort}")
         log = HarvestLog(root / "harvest-log.sqlite")
+        drop_incomplete_graphs(store, log)
     except Exception:
         store.close()
         raise
     return Catalogue(settings=settings, store=store, datasets=datasets, cohort=cohort, log=log)
+
+
+def drop_incomplete_graphs(store: GraphStore, log: HarvestLog) -> None:
+    """Drop the graphs a harvest began to bulk-load and did not finish (it crashed): they may
+    be incomplete, their datasets were never recorded, and the next harvest writes them again."""
+    pending = log.pending()
+    if pending:
+        store.replace_graphs(dict.fromkeys(pending, ()))
+        log.clear_pending(pending)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from rdflib import Graph
+
+from catalogue.dcat.terms import RdfGraph
 
 if TYPE_CHECKING:
     from typing import Self
@@ -22,9 +25,17 @@ class GraphStore(Protocol):
         it through `settings`."""
         ...
 
-    def replace_graphs(self, graphs: dict[str, Graph], drop_prefix: str | None = None) -> None:
+    def replace_graphs(
+        self, graphs: Mapping[str, RdfGraph], drop_prefix: str | None = None
+    ) -> None:
         """Atomically replace the named graphs given; with `drop_prefix`, also drop every other
         graph whose name starts with it (a provider's datasets no longer published)."""
+        ...
+
+    def add_graphs(self, graphs: Mapping[str, RdfGraph]) -> None:
+        """Write graphs the store does not hold yet, as fast as the store can (Oxigraph: its bulk
+        loader), possibly not atomically: a crash may leave part of them. The caller records
+        their names first, and drops them with `replace_graphs` if they may be incomplete."""
         ...
 
     def graph(self, name: str) -> Graph:

@@ -19,15 +19,15 @@ refuses blank nodes in INSERT DATA, and templates that would keep them compile i
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from uuid import uuid4
 
 import pyoxigraph as ox
-from rdflib import RDF, XSD, BNode, Graph, Literal, URIRef
-from rdflib.term import Node
+from rdflib import XSD
 
-from catalogue.exceptions import StoreError
+from catalogue.dcat.terms import OxTerm, RdfGraph, Statement, to_triples
+from catalogue.exceptions import CatalogueError, StoreError
 
 RESERVED = "urn:catalogue:store:"
 """Names under this prefix are the store's own bookkeeping, never a catalogue graph."""
@@ -84,7 +84,7 @@ class ReplaceRequest:
     manifest: str
 
 
-def replace_request(graphs: dict[str, Graph], clear: Iterable[str]) -> ReplaceRequest | None:
+def replace_request(graphs: Mapping[str, RdfGraph], clear: Iterable[str]) -> ReplaceRequest | None:
     """The update that clears the graphs in `clear` and `graphs` and writes `graphs`; None when
     there is nothing to do. Invalid names and terms raise StoreError before anything is sent."""
     cleared = sorted({graph_iri(name) for name in (*graphs, *clear)})
@@ -92,12 +92,16 @@ def replace_request(graphs: dict[str, Graph], clear: Iterable[str]) -> ReplaceRe
         return None
     token = uuid4().hex
     probe, manifest = f"{RESERVED}probe:{token}", f"{RESERVED}manifest:{token}"
-    skolems: dict[BNode, str] = {}
+    skolems: dict[ox.BlankNode, str] = {}
     typed: set[str] = set()
     blocks: list[str] = []
     stored: list[str] = []
     for name, graph in graphs.items():
-        lines = [_ntriple(triple, skolems, typed) for triple in graph]
+        try:
+            triples = to_triples(graph)
+        except CatalogueError as exc:
+            raise StoreError(f"cannot write graph {name}: {exc}") from exc
+        lines = [_ntriple(triple, skolems, typed) for triple in triples]
         if lines:
             stored.append(f"{graph_iri(name)} <{KEY}> {string(key(name))} .")
             blocks.extend(_blocks(graph_iri(name), lines))
@@ -120,27 +124,24 @@ def replace_request(graphs: dict[str, Graph], clear: Iterable[str]) -> ReplaceRe
     return ReplaceRequest(" ;\n".join(operations), probe, manifest)
 
 
-def _ntriple(triple: tuple[Node, Node, Node], skolems: dict[BNode, str], typed: set[str]) -> str:
-    s, p, o = (_term(node, skolems) for node in triple)
-    if isinstance(triple[2], Literal) and triple[2].datatype not in (None, XSD.string):
+def _ntriple(triple: Statement, skolems: dict[ox.BlankNode, str], typed: set[str]) -> str:
+    s, p, o = (_term(node, skolems) for node in (triple.subject, triple.predicate, triple.object))
+    literal = triple.object
+    if isinstance(literal, ox.Literal) and not literal.language and literal.datatype != _STRING:
         typed.add(o)
     return f"{s} {p} {o} ."
 
 
-def _term(node: Node, skolems: dict[BNode, str]) -> str:
-    if isinstance(node, BNode):
+_STRING = ox.NamedNode(str(XSD.string))
+
+
+def _term(node: OxTerm, skolems: dict[ox.BlankNode, str]) -> str:
+    if isinstance(node, ox.BlankNode):
         return f"<{skolems.setdefault(node, f'{SKOLEM}{uuid4().hex}')}>"
-    if isinstance(node, URIRef):
-        return iri(str(node))
-    if isinstance(node, Literal):
-        try:
-            if node.language:
-                return str(ox.Literal(str(node), language=node.language))
-            if node.datatype is not None and node.datatype != RDF.langString:
-                return str(ox.Literal(str(node), datatype=ox.NamedNode(str(node.datatype))))
-            return string(str(node))
-        except ValueError as exc:
-            raise StoreError(f"not a valid literal: {node!r} ({exc})") from exc
+    if isinstance(node, ox.NamedNode):
+        return iri(node.value)
+    if isinstance(node, ox.Literal):
+        return str(node)
     raise StoreError(f"cannot store the RDF term {node!r}")
 
 
