@@ -112,13 +112,15 @@ class _Properties:
         return None
 
     def publisher(self) -> str | None:
-        publisher = None
-        for agent in sorted(self.of(str(DCTERMS.publisher)), key=_lexical):
-            if isinstance(agent, ox.Literal):
-                continue
-            name = _Properties(self.about, agent).text(str(FOAF.name))
-            publisher = name or (agent.value if isinstance(agent, ox.NamedNode) else None)
-        return publisher
+        """The publisher's name (or IRI); of several, the last in order, whatever blank-node
+        labels the parser gave them."""
+        names = []
+        for agent in self.of(str(DCTERMS.publisher)):
+            if isinstance(agent, (ox.NamedNode, ox.BlankNode)):
+                name = _Properties(self.about, agent).text(str(FOAF.name))
+                if name or isinstance(agent, ox.NamedNode):
+                    names.append(name or agent.value)
+        return max(names, default=None)
 
 
 def _lexical(term: OxTerm) -> str:

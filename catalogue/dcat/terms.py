@@ -46,12 +46,13 @@ class ParsedRdf:
 
 
 def rdflib_literal(value: str, datatype: str | None, language: str | None) -> Literal:
-    """An rdflib literal as rdflib's own parsers make it (xsd:string implicit)."""
+    """An rdflib literal of this lexical form (kept as the source wrote it: rdflib would
+    rewrite some, such as a dateTime's Z), xsd:string implicit."""
     if language:
         return Literal(value, lang=language)
     if datatype is None or datatype == _XSD_STRING:
         return Literal(value)
-    return Literal(value, datatype=URIRef(datatype))
+    return Literal(value, datatype=URIRef(datatype), normalize=False)
 
 
 def to_graph(triples: Iterable[Statement], prefixes: Mapping[str, str] | None = None) -> Graph:

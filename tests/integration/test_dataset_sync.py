@@ -69,17 +69,24 @@ def graph_name(i: int) -> str:
 
 
 class WriteSpy:
-    """Records the dataset graphs the store is asked to write (the real store still writes)."""
+    """Records the dataset graphs the store is asked to write, by either way of writing (the
+    real store still writes)."""
 
     def __init__(self, catalogue: Catalogue, monkeypatch: pytest.MonkeyPatch) -> None:
         self.names: list[str] = []
-        real: Callable[..., None] = catalogue.store.replace_graphs
+        replace: Callable[..., None] = catalogue.store.replace_graphs
+        add: Callable[..., None] = catalogue.store.add_graphs
 
-        def spy(graphs: dict[str, Graph], drop_prefix: str | None = None) -> None:
+        def replace_spy(graphs: dict[str, Graph], drop_prefix: str | None = None) -> None:
             self.names.extend(n for n in graphs if ":dataset:" in n)
-            real(graphs, drop_prefix)
+            replace(graphs, drop_prefix)
 
-        monkeypatch.setattr(catalogue.store, "replace_graphs", spy)
+        def add_spy(graphs: dict[str, Graph]) -> None:
+            self.names.extend(n for n in graphs if ":dataset:" in n)
+            add(graphs)
+
+        monkeypatch.setattr(catalogue.store, "replace_graphs", replace_spy)
+        monkeypatch.setattr(catalogue.store, "add_graphs", add_spy)
 
 
 def test_unchanged_datasets_are_not_rewritten_and_changes_are(
@@ -197,15 +204,17 @@ def versions(identifiers: list[int], version: str, extra: bool = False) -> dict[
 
 
 def test_a_killed_harvest_leaves_each_dataset_old_or_new_never_mixed(tmp_path: Path) -> None:
-    ids = list(range(300))
+    """300 datasets change (transactional replacements) and 300 are new (bulk-loaded in
+    batches): after a SIGKILL, each changed one is old or new, each new one absent or whole."""
+    ids, added = list(range(300)), list(range(300, 600))
     settings = Settings(data_dir=tmp_path / "base", secret="test-secret-0123456789")
     v1 = write_catalogue(tmp_path / "v1", ids, "v1")
     with open_catalogue(settings) as catalogue:
         assert run(catalogue, providers_yaml(tmp_path / "v1", v1)).ok
-    v2_text = catalogue_text(ids, "v2").replace(*EXTRA)
+    v2_text = catalogue_text(ids + added, "v2").replace(*EXTRA)
     v2 = write_catalogue(tmp_path / "v2", ids, "v2")
     v2.write_text(v2_text)
-    old, new = versions(ids, "v1"), versions(ids, "v2", extra=True)
+    old, new = versions(ids, "v1"), versions(ids + added, "v2", extra=True)
     providers = providers_yaml(tmp_path / "v2", v2)
     killed_while_running = 0
     for attempt, delay in enumerate((0.2, 0.6, 1.0, 1.5, 2.2)):
@@ -224,15 +233,42 @@ def test_a_killed_harvest_leaves_each_dataset_old_or_new_never_mixed(tmp_path: P
             killed_while_running += 1
         child.wait(timeout=60)
         with open_catalogue(Settings(data_dir=data, secret="test-secret-0123456789")) as opened:
-            for name in old:
+            for name, graph in new.items():
                 stored = opened.store.graph(name)
-                assert isomorphic(stored, old[name]) or isomorphic(stored, new[name]), name
+                if name in old:
+                    assert isomorphic(stored, old[name]) or isomorphic(stored, graph), name
+                else:
+                    assert len(stored) == 0 or isomorphic(stored, graph), name
+            assert opened.log.pending() == []
             # and the next harvest completes the change
             assert run(opened, providers).ok
             assert all(isomorphic(opened.store.graph(n), g) for n, g in new.items())
             titles = {d.title for d in opened.datasets.all()}
-            assert titles == {f"Project {i} (v2)" for i in ids}
+            assert titles == {f"Project {i} (v2)" for i in ids + added}
     assert killed_while_running >= 2
+
+
+def test_graphs_a_crash_left_half_loaded_are_dropped_when_the_catalogue_opens(
+    tmp_path: Path,
+) -> None:
+    settings = Settings(data_dir=tmp_path / "data", secret="test-secret-0123456789")
+    source = write_catalogue(tmp_path / "src", [0, 1, 2])
+    kept = versions([0, 1, 2], "v1")
+    with open_catalogue(settings) as catalogue:
+        assert run(catalogue, providers_yaml(tmp_path, source)).ok
+        # a harvest listed two new graphs as pending, loaded one and was killed
+        loaded, unloaded = graph_name(7), graph_name(8)
+        catalogue.log.add_pending([loaded, unloaded])
+        catalogue.store.add_graphs({loaded: versions([7], "v1")[loaded]})
+        assert len(catalogue.store.graph(loaded)) > 0
+    with open_catalogue(settings) as reopened:
+        assert reopened.log.pending() == []
+        assert reopened.store.graph_names(dataset_graph(PROVIDER, "")) == sorted(kept)
+        assert all(isomorphic(reopened.store.graph(n), g) for n, g in kept.items())
+        # the datasets were never recorded: the next harvest that lists them writes them
+        assert reopened.log.states(PROVIDER).keys() == {
+            f"https://example.org/projects/p{i}" for i in (0, 1, 2)
+        }
 
 
 def test_drift_is_normalised_and_listed_in_the_report(tmp_path: Path, catalogue: Catalogue) -> None:
