@@ -11,7 +11,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from catalogue.dcat.parser import iter_parsed_datasets
 from catalogue.dcat.rdf_io import guess_format, read_rdf_triples
-from catalogue.dcat.terms import gc_frozen, gc_paused
+from catalogue.dcat.terms import gc_frozen
 from catalogue.domain.harvest import (
     HarvestContext,
     HarvestedDataset,
@@ -60,9 +60,8 @@ class DcatSource(SourceConfig):
 
 class DcatFileHarvester:
     """Parses each file whole before anything from it is written, so a bad file changes
-    nothing (in a folder, the others are still read); a URL
-    is written a page at a time, and a page that fails fails the source (what earlier pages
-    wrote stays, nothing is deleted)."""
+    nothing (in a folder, the others are still read); a URL is written a page at a time, and a
+    page that fails fails the source (what earlier pages wrote stays, nothing is deleted)."""
 
     config_model: ClassVar[type[SourceConfig]] = DcatSource
 
@@ -88,15 +87,14 @@ class DcatFileHarvester:
         listed: set[str] = set()
         for file in files:
             try:
-                with gc_paused():  # millions of Oxigraph terms made
-                    parsed = read_rdf_triples(file, source.format or guess_format(file))
+                parsed = read_rdf_triples(file, source.format or guess_format(file))
             except UnreadableSourceError as exc:
                 if len(files) == 1:
                     raise
                 report.skip("unreadable file")
                 errors.append(str(exc))
                 continue
-            with gc_frozen():  # and kept while the file is read
+            with gc_frozen():  # its terms, kept while the file is read
                 batch: list[HarvestedDataset] = []
                 for item in iter_parsed_datasets(parsed, ctx.provider.id):
                     batch.append(item)
@@ -104,7 +102,8 @@ class DcatFileHarvester:
                     if len(batch) == BATCH:
                         sink.put_datasets(batch)
                         batch = []
-                sink.put_datasets(batch)
+                if batch:
+                    sink.put_datasets(batch)
             del parsed, batch
         report.datasets = len(listed)
         if errors:

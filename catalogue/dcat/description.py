@@ -18,9 +18,6 @@ class Description:
     def __init__(self, triples: list[Statement]) -> None:
         self.triples = triples
 
-    def __len__(self) -> int:
-        return len(self.triples)
-
     @cached_property
     def graph(self) -> Graph:
         """The description as an rdflib Graph (built on first use)."""

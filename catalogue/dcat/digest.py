@@ -45,7 +45,7 @@ def description_digest(graph: RdfGraph) -> str:
         if node in visiting:
             raise _CycleError
         visiting.add(node)
-        lines = sorted(f"{p} {term(o)}" for p, o in about.get(node, ()))
+        lines = sorted({f"{p} {term(o)}" for p, o in about.get(node, ())})
         visiting.discard(node)
         name = "_:" + hashlib.blake2b("\n".join(lines).encode(), digest_size=16).hexdigest()
         names[node] = name

@@ -8,7 +8,7 @@ rdflib entry points (`iter_datasets`, `parse_dataset`, `dataset_subgraph`) conve
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeAlias
 
 import pyoxigraph as ox
@@ -245,24 +245,33 @@ def iter_datasets(
     n3: dict[OxTerm, str] = {}
     if changes:
         n3 = {convert.term(s): s.n3() for s in set(graph.subjects())}
-    for node in nodes:
-        statements = describe(about, node)
-        made = {line for s in statements for line in by_subject.get(n3.get(s.subject, ""), ())}
-        yield HarvestedDataset(
-            dataset_model(about, node, provider_id),
-            Description(statements),
-            tuple(sorted(made)),
-        )
+
+    def made(statements: list[Statement]) -> tuple[str, ...]:
+        lines = {line for s in statements for line in by_subject.get(n3.get(s.subject, ""), ())}
+        return tuple(sorted(lines))
+
+    return _harvested(about, nodes, provider_id, made)
 
 
 def iter_parsed_datasets(parsed: ParsedRdf, provider_id: str) -> Iterator[HarvestedDataset]:
     """The datasets of a parsed document, as `iter_datasets` gives them; without building an
     rdflib graph when the document has no known drift (the common case: a harvest's fast path)."""
     if has_drift(parsed.triples):
-        yield from iter_datasets(parsed.graph(), provider_id)
-        return
+        return iter_datasets(parsed.graph(), provider_id)
     about = index(parsed.triples)
-    for node in datasets_in(about):
+    return _harvested(about, datasets_in(about), provider_id, lambda _: ())
+
+
+def _harvested(
+    about: Index,
+    nodes: Sequence[OxSubject],
+    provider_id: str,
+    normalisations: Callable[[list[Statement]], tuple[str, ...]],
+) -> Iterator[HarvestedDataset]:
+    for node in nodes:
+        statements = describe(about, node)
         yield HarvestedDataset(
-            dataset_model(about, node, provider_id), Description(describe(about, node))
+            dataset_model(about, node, provider_id),
+            Description(statements),
+            normalisations(statements),
         )

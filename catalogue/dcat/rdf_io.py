@@ -36,7 +36,7 @@ from pyld import jsonld
 from rdflib import BNode, Graph, URIRef
 from rdflib.term import Node
 
-from catalogue.dcat.terms import ParsedRdf, Statement, ToOxigraph, rdflib_literal
+from catalogue.dcat.terms import ParsedRdf, Statement, ToOxigraph, gc_paused, rdflib_literal
 from catalogue.exceptions import ConfigError, UnreadableSourceError
 
 _FORMATS = {
@@ -298,7 +298,8 @@ def _oxigraph_parse(
 ) -> ParsedRdf:
     try:
         parser = ox.parse(data, format=ox_format, base_iri=base, rename_blank_nodes=True)
-        statements = _default_graph(parser, formulas_are_errors)
+        with gc_paused():  # up to millions of terms made
+            statements = _default_graph(parser, formulas_are_errors)
         return ParsedRdf(statements, dict(getattr(parser, "prefixes", {})))
     except SyntaxError as exc:
         raise _OxigraphSyntaxError(_oxigraph_message(exc)) from exc

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from rdflib import Graph
 
-from catalogue.dcat.description import Description
 from catalogue.dcat.terms import Triples, gc_paused
 from catalogue.domain.harvest import HarvestedDataset, ProviderConfig, SourceReport
 from catalogue.domain.identifiers import dataset_graph, summary_graph
@@ -30,12 +29,10 @@ Validator = Callable[[Graph], ValidationRecord]
 
 @dataclass
 class _Load:
-    """New graphs being bulk-loaded in the worker thread, committed when it is done."""
+    """New datasets being bulk-loaded in the worker thread, committed when it is done."""
 
     loading: Future[None]
-    names: list[str]
-    digests: dict[str, str]
-    models: dict[str, Dataset]
+    items: dict[str, HarvestedDataset]
 
 
 class DatasetWriter:
@@ -74,10 +71,8 @@ class DatasetWriter:
         recorded, so a crash never leaves part of one behind)."""
         self.flush()
         report, provider_id = self._report, self._provider.id
-        fresh: dict[str, Triples] = {}
-        changed: dict[str, Triples] = {}
-        descriptions: dict[str, Description] = {}
-        written: dict[str, Dataset] = {}
+        fresh: dict[str, HarvestedDataset] = {}
+        changed: dict[str, HarvestedDataset] = {}
         for item in items:
             identifier = item.dataset.identifier
             if identifier in self._listed:
@@ -85,7 +80,8 @@ class DatasetWriter:
             self._listed.add(identifier)
             report.normalisations.extend(item.normalisations)
             known = self._known.get(identifier)
-            again = identifier in written  # listed twice in this batch: the later one wins
+            # listed twice in this batch: the later one wins
+            again = identifier in fresh or identifier in changed
             if not again and known is not None and known.digest == item.description.digest:
                 report.unchanged += 1
                 continue
@@ -101,35 +97,26 @@ class DatasetWriter:
                 report.new += 1
             else:
                 report.updated += 1
-            graphs = fresh if known is None else changed
-            graphs[dataset_graph(provider_id, identifier)] = item.description.triples
-            descriptions[identifier] = item.description
-            written[identifier] = item.dataset
+            (fresh if known is None else changed)[identifier] = item
         if changed:
-            self._catalogue.store.replace_graphs(changed)
-            ids = [i for i in descriptions if dataset_graph(provider_id, i) in changed]
-            self._commit({i: descriptions[i].digest for i in ids}, {i: written[i] for i in ids})
+            self._catalogue.store.replace_graphs(self._graphs(changed))
+            self._commit(changed)
         if fresh:
-            self._start_load(fresh, descriptions, written)
+            self._start_load(fresh)
 
-    def _start_load(
-        self,
-        graphs: dict[str, Triples],
-        descriptions: dict[str, Description],
-        written: dict[str, Dataset],
-    ) -> None:
-        """List the graphs as pending, start loading them, compute their digests meanwhile."""
+    def _graphs(self, items: dict[str, HarvestedDataset]) -> dict[str, Triples]:
+        return {
+            dataset_graph(self._provider.id, i): d.description.triples for i, d in items.items()
+        }
+
+    def _start_load(self, items: dict[str, HarvestedDataset]) -> None:
+        """List the graphs as pending, start loading them, compute the digests meanwhile."""
+        graphs = self._graphs(items)
         self._log.add_pending(graphs)
-        load = _Load(
-            self._worker.submit(self._catalogue.store.add_graphs, graphs), [*graphs], {}, {}
-        )
-        self._load = load
-        provider_id = self._provider.id
+        self._load = _Load(self._worker.submit(self._catalogue.store.add_graphs, graphs), items)
         with gc_paused():  # a batch's Oxigraph terms
-            for identifier, description in descriptions.items():
-                if dataset_graph(provider_id, identifier) in graphs:
-                    load.digests[identifier] = description.digest
-                    load.models[identifier] = written[identifier]
+            for item in items.values():
+                item.description.digest  # noqa: B018 (cached for the commit)
 
     def flush(self) -> None:
         """Wait for the bulk load under way and commit it; if it failed, drop what it may have
@@ -137,13 +124,14 @@ class DatasetWriter:
         load, self._load = self._load, None
         if load is None:
             return
+        names = list(self._graphs(load.items))
         try:
             load.loading.result()
         except BaseException:
-            self._catalogue.store.replace_graphs(dict.fromkeys(load.names, ()))
-            self._log.clear_pending(load.names)
+            self._catalogue.store.replace_graphs(dict.fromkeys(names, ()))
+            self._log.clear_pending(names)
             raise
-        self._commit(load.digests, load.models, completed=load.names)
+        self._commit(load.items, completed=names)
 
     def close(self) -> None:
         """Flush, and stop the worker thread."""
@@ -152,14 +140,15 @@ class DatasetWriter:
         finally:
             self._worker.shutdown()
 
-    def _commit(
-        self, digests: dict[str, str], models: dict[str, Dataset], completed: Sequence[str] = ()
-    ) -> None:
+    def _commit(self, items: dict[str, HarvestedDataset], completed: Sequence[str] = ()) -> None:
+        """Record the digests of datasets written (and take `completed` graphs off the pending
+        list), and keep their models for the index."""
         source = self._report.source_id
+        digests = {i: item.description.digest for i, item in items.items()}
         self._log.put_states(self._provider.id, source, self._run_id, digests, completed=completed)
         for identifier, digest in digests.items():
             self._known[identifier] = DatasetState(source, digest)
-        self._written.update(models)
+        self._written.update({i: item.dataset for i, item in items.items()})
 
     def finish(self, max_delete_share: float, allow_deletions: bool = False) -> None:
         """Delete what the source no longer lists, if it ended well, listed everything and the
