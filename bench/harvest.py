@@ -34,22 +34,8 @@ import pyoxigraph as ox
 from rdflib import Graph
 
 from catalogue.config import Settings, load_providers
-from catalogue.dcat.namespaces import (
-    ADMS,
-    CIM,
-    CV,
-    DCAT,
-    DCATAP,
-    DCTERMS,
-    FOAF,
-    HEALTHDCATAP,
-    RDF,
-    RDFS,
-    SKOS,
-    SPDX,
-    VCARD,
-    XSD,
-)
+from catalogue.dcat.namespaces import PREFIXES as CATALOGUE_PREFIXES
+from catalogue.dcat.namespaces import RDF, RDFS, XSD
 from catalogue.domain.identifiers import provider_graph
 from catalogue.services.ingest import HarvestReport, harvest
 from catalogue.services.runtime import open_catalogue
@@ -61,20 +47,10 @@ BASE = "https://imaging.example.org/"
 GRAPH = ox.NamedNode(f"{BASE}graph/bench")
 
 PREFIXES = {
-    "rdf": RDF,
-    "rdfs": RDFS,
-    "xsd": XSD,
-    "dcat": DCAT,
-    "dct": DCTERMS,
-    "dcatap": DCATAP,
-    "foaf": FOAF,
-    "vcard": VCARD,
-    "cv": CV,
-    "adms": ADMS,
-    "skos": SKOS,
-    "spdx": SPDX,
-    "healthdcatap": HEALTHDCATAP,
-    "cim": CIM,
+    "rdf": str(RDF),
+    "rdfs": str(RDFS),
+    "xsd": str(XSD),
+    **CATALOGUE_PREFIXES,
     "ex": BASE,
 }
 EU = "http://publications.europa.eu/resource/authority/"

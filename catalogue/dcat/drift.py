@@ -22,7 +22,7 @@ a graph, whether `normalise` could change anything: harvests skip it when it cou
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from enum import StrEnum
 from functools import lru_cache
 
@@ -46,7 +46,8 @@ from catalogue.dcat.namespaces import (
     VCARD,
     XSD,
 )
-from catalogue.dcat.profiles.healthdcatap import TERMS as HEALTH_TERMS
+from catalogue.dcat.profiles import CHAIN
+from catalogue.dcat.profiles.codec import FieldSpec, field_specs
 from catalogue.dcat.terms import Statement, rdflib_literal
 
 
@@ -107,10 +108,25 @@ def _canonical_iri(iri: str) -> str:
     return iri
 
 
-_HEALTH_NAMES = {name.casefold(): name for name in HEALTH_TERMS} | {
-    "minimumtypicalage": "minTypicalAge",
-    "maximumtypicalage": "maxTypicalAge",
-}
+def _profile_specs() -> Iterator[FieldSpec]:
+    """Every RDF-mapped field of every model of the profile chain."""
+    for profile in CHAIN.profiles:
+        for model in profile.models:
+            yield from field_specs(model)
+
+
+def _health_names() -> dict[str, str]:
+    """Casefolded local name -> local name of the HealthDCAT-AP properties the profiles read,
+    and of the older names real catalogues use for some."""
+    names = {
+        local.casefold(): local
+        for spec in _profile_specs()
+        if (local := spec.prop.predicate.removeprefix(str(HEALTHDCATAP))) != spec.prop.predicate
+    }
+    return names | {"minimumtypicalage": "minTypicalAge", "maximumtypicalage": "maxTypicalAge"}
+
+
+_HEALTH_NAMES = _health_names()
 
 
 @lru_cache(maxsize=4096)
@@ -217,21 +233,24 @@ _IRI = re.compile(r"(?:https?|ftp)://[^\s<>\"{}|\\^`]+|(?:urn|mailto|tel):[^\s<>
 _EMAIL = re.compile(r"(?:mailto:)?([^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+)")
 _STRINGS = frozenset({None, XSD.string, XSD.anyURI})
 
-_COUNT_PREDICATES = frozenset(
-    {
-        DCAT.byteSize,
-        HEALTHDCATAP.numberOfRecords,
-        HEALTHDCATAP.numberOfUniqueIndividuals,
-        HEALTHDCATAP.minTypicalAge,
-        HEALTHDCATAP.maxTypicalAge,
-    }
-)
+
+def _typed_predicates(datatype: URIRef) -> frozenset[URIRef]:
+    """The predicates of the profiles' fields of one datatype (their `int` and `bool` fields)."""
+    return frozenset(
+        URIRef(spec.prop.predicate)
+        for spec in _profile_specs()
+        if spec.prop.datatype == str(datatype)
+    )
+
+
+_COUNT_PREDICATES = _typed_predicates(XSD.nonNegativeInteger)
+"""Byte sizes, and HealthDCAT-AP counts and ages."""
 _NUMERIC = frozenset(
     {None, XSD.string, XSD.decimal, XSD.integer, XSD.int, XSD.long, XSD.short}
     | {XSD.unsignedInt, XSD.unsignedLong, XSD.positiveInteger, XSD.double, XSD.float}
 )
 _WHOLE = re.compile(r"\+?([0-9]+)(?:\.0*)?")
-_FLAG_PREDICATES = frozenset({HEALTHDCATAP.trustedDataHolder, HEALTHDCATAP.hasStructuredData})
+_FLAG_PREDICATES = _typed_predicates(XSD.boolean)
 
 
 def _literal_iri(predicate: URIRef, literal: Literal) -> URIRef | None:
@@ -312,14 +331,14 @@ def _rewrite(
         record(NormalisationKind.DCAT_AP_2, predicate, obj, recoded)
         obj = recoded
     if isinstance(obj, Literal):
-        for kind, fix in (
-            (NormalisationKind.DATATYPE, _datatype),
-            (NormalisationKind.LITERAL_IRI, _literal_iri),
-        ):
-            fixed = fix(predicate, obj) if isinstance(obj, Literal) else None
-            if fixed is not None and fixed != obj:
-                record(kind, predicate, obj, fixed)
-                obj = fixed
+        retyped = _datatype(predicate, obj)
+        if retyped is not None and retyped != obj:
+            record(NormalisationKind.DATATYPE, predicate, obj, retyped)
+            obj = retyped
+        iri = _literal_iri(predicate, obj)  # a URIRef never equals the Literal it replaces
+        if iri is not None:
+            record(NormalisationKind.LITERAL_IRI, predicate, obj, iri)
+            obj = iri
     return predicate, obj
 
 

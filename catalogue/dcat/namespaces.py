@@ -1,5 +1,7 @@
 """RDF namespaces of DCAT-AP, HealthDCAT-AP and the catalogue's imaging extension."""
 
+from collections.abc import Mapping
+
 import pyoxigraph as ox
 from rdflib import BNode, Namespace, URIRef
 from rdflib.namespace import DCAT, DCTERMS, FOAF, RDF, RDFS, SKOS, XSD
@@ -19,6 +21,28 @@ SPDX = Namespace("http://spdx.org/rdf/terms#")
 LOCN = Namespace("http://www.w3.org/ns/locn#")
 CIM = Namespace("https://w3id.org/cancer-imaging-catalogue/ns#")
 """The imaging extension: cancer type, tumour site (body site) and modality of a dataset."""
+
+PREFIXES: Mapping[str, str] = {
+    prefix: str(namespace)
+    for prefix, namespace in (
+        ("dcat", DCAT3),
+        ("dct", DCTERMS),
+        ("foaf", FOAF),
+        ("vcard", VCARD),
+        ("adms", ADMS),
+        ("dcatap", DCATAP),
+        ("skos", SKOS),
+        ("spdx", SPDX),
+        ("healthdcatap", HEALTHDCATAP),
+        ("cv", CV),
+        ("dpv", DPV),
+        ("geodcatap", GEODCATAP),
+        ("locn", LOCN),
+        ("cim", CIM),
+    )
+}
+"""Prefix -> namespace IRI of every vocabulary the profiles use: bound when writing, shown in
+validation reports."""
 
 FOLLOWED_PREDICATES: frozenset[URIRef] = frozenset(
     {
@@ -66,6 +90,7 @@ __all__ = [
     "GEODCATAP",
     "HEALTHDCATAP",
     "LOCN",
+    "PREFIXES",
     "RDF",
     "RDFS",
     "SKOS",

@@ -13,6 +13,7 @@ from catalogue.dcat.namespaces import (
     DCTERMS,
     FOAF,
     HEALTHDCATAP,
+    PREFIXES,
     RDF,
     SKOS,
     XSD,
@@ -21,16 +22,9 @@ from catalogue.domain.models import Dataset, Provider
 
 
 def bind_prefixes(graph: Graph) -> Graph:
-    for prefix, ns in (
-        ("dcat", DCAT),
-        ("dct", DCTERMS),
-        ("foaf", FOAF),
-        ("adms", ADMS),
-        ("skos", SKOS),
-        ("healthdcatap", HEALTHDCATAP),
-        ("cim", CIM),
-    ):
-        graph.bind(prefix, ns)
+    """`graph` with the catalogue's prefixes (namespaces.PREFIXES) bound."""
+    for prefix, namespace in PREFIXES.items():
+        graph.bind(prefix, namespace)
     return graph
 
 

@@ -34,17 +34,7 @@ from rdflib.namespace import SH, NamespaceManager
 from rdflib.term import Node
 
 from catalogue.dcat.access_levels import AccessLevel, access_level
-from catalogue.dcat.namespaces import (
-    ADMS,
-    CIM,
-    DCAT,
-    DCATAP,
-    DCTERMS,
-    FOAF,
-    HEALTHDCATAP,
-    RDF,
-    VCARD,
-)
+from catalogue.dcat.namespaces import DCAT, PREFIXES, RDF
 from catalogue.dcat.parser import dataset_nodes, reachable
 
 DCAT_AP_FILES = (
@@ -57,17 +47,7 @@ IMAGING_FILE = "imaging-extension.ttl"
 PROFILE = "DCAT-AP 3.0.1, HealthDCAT-AP r8 (our shapes), imaging extension"
 
 _PREFIXES = {
-    "dct": str(DCTERMS),
-    "dcat": str(DCAT),
-    "adms": str(ADMS),
-    "foaf": str(FOAF),
-    "vcard": str(VCARD),
-    "dcatap": str(DCATAP),
-    "healthdcatap": str(HEALTHDCATAP),
-    "cim": str(CIM),
-    "cv": "http://data.europa.eu/m8g/",
-    "dpv": "https://w3id.org/dpv#",
-    "geodcatap": "http://data.europa.eu/930/",
+    **PREFIXES,
     "csvw": "http://www.w3.org/ns/csvw#",
     "dqv": "http://www.w3.org/ns/dqv#",
 }
@@ -242,8 +222,9 @@ def validate(
     if not groups:  # the shapes report that the graph describes no dataset
         groups[level or AccessLevel.NON_PUBLIC] = []
     results = dcat_ap_shapes().results(graph)
+    stop = set(graph.subjects(RDF.type, DCAT.Catalog)) | set(levels)
     for group_level, nodes in groups.items():
-        data = graph if len(groups) == 1 else _descriptions(graph, nodes)
+        data = graph if len(groups) == 1 else _descriptions(graph, nodes, stop)
         results.extend(health_shapes(group_level).results(data))
     return _report(graph, results, levels, strict)
 
@@ -268,10 +249,9 @@ def _report(
     return ValidationReport(tuple(results), dict(levels), (*prefixes, *_PREFIXES.items()))
 
 
-def _descriptions(graph: Graph, roots: list[Node]) -> Graph:
+def _descriptions(graph: Graph, roots: list[Node], stop: set[Node]) -> Graph:
     """The triples describing some datasets: everything reachable from them through nodes the
-    graph describes, stopping at other datasets and catalogues."""
-    stop = set(graph.subjects(RDF.type, DCAT.Catalog)) | set(dataset_nodes(graph))
+    graph describes, stopping at `stop` (the other datasets and the catalogues)."""
     return reachable(graph, roots, lambda _, obj: not isinstance(obj, Literal) and obj not in stop)
 
 
@@ -283,10 +263,8 @@ def _open_world(graph: Graph, result: ValidationResult) -> ValidationResult:
     value = result.value
     if result.severity is not Severity.VIOLATION or value is None or isinstance(value, Literal):
         return result
-    untyped = (value, RDF.type, None) not in graph
-    if result.component == "ClassConstraintComponent" and untyped:
-        return _lowered(result, "its type is not stated in the data")
-    if result.component in _ALTERNATIVES and untyped:
+    ranged = result.component == "ClassConstraintComponent" or result.component in _ALTERNATIVES
+    if ranged and (value, RDF.type, None) not in graph:
         return _lowered(result, "its type is not stated in the data")
     if result.component in _NESTING:
         if (value, None, None) not in graph:

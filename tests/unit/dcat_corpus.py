@@ -14,13 +14,19 @@ from typing import Any, cast
 import pyoxigraph
 import pytest
 from pyld import jsonld
-from rdflib import Graph
+from rdflib import Graph, Namespace
 from rdflib.query import ResultRow
 from rdflib.term import Identifier, Node
 
+from catalogue.dcat import namespaces
 from catalogue.dcat.rdf_io import read_rdf
 from catalogue.exceptions import UnreadableSourceError
 from tests.corpus import CORPUS
+
+# Open namespaces for the tests' module globals: pytest probes them, and rdflib's DCAT and XSD
+# (which are not closed) warn on every unknown name; its other namespaces raise quietly.
+DCAT = namespaces.DCAT3
+XSD = Namespace(str(namespaces.XSD))
 
 ROOT = Path(__file__).resolve().parents[2]
 REPO_DCAT = ROOT / "tests" / "data" / "dcat"

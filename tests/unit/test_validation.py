@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from catalogue.cli import app
 from catalogue.dcat.access_levels import ACCESS_RIGHT, AccessLevel, access_level
-from catalogue.dcat.namespaces import DCATAP, DCTERMS, FOAF, HEALTHDCATAP, VCARD
+from catalogue.dcat.namespaces import CV, DCATAP, DCTERMS, FOAF, HEALTHDCATAP, VCARD
 from catalogue.dcat.validation import (
     DCAT_AP_FILES,
     Severity,
@@ -34,6 +34,7 @@ from catalogue.dcat.validation import (
     validate_with,
 )
 from tests.corpus import CORPUS
+from tests.unit.dcat_corpus import DCAT, XSD
 
 ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT / "tests" / "data" / "dcat"
@@ -41,8 +42,6 @@ SEMIC = CORPUS / "semic-dcat-ap-shacl-tests"
 needs_corpus = pytest.mark.skipif(not CORPUS.is_dir(), reason="../shared/corpus is absent")
 
 DASH = Namespace("http://datashapes.org/dash#")
-DCAT = Namespace("http://www.w3.org/ns/dcat#")  # open: the legacy tests use DCAT 2014 terms
-CV = Namespace("http://data.europa.eu/m8g/")
 ELI = Namespace("http://data.europa.eu/eli/ontology#")
 EX = Namespace("https://example.org/")
 HD8 = Namespace("https://w3id.org/cancer-imaging-catalogue/shapes/healthdcat-ap-r8#")
@@ -325,7 +324,7 @@ def test_structured_data_needs_variables() -> None:
 
 def test_typical_ages_and_counts() -> None:
     graph = _complete(AccessLevel.PUBLIC)
-    nni = Namespace("http://www.w3.org/2001/XMLSchema#").nonNegativeInteger
+    nni = XSD.nonNegativeInteger
     graph.add((EX.ds, HEALTHDCATAP.minTypicalAge, Literal(70, datatype=nni)))
     graph.add((EX.ds, HEALTHDCATAP.maxTypicalAge, Literal(40, datatype=nni)))
     graph.add((EX.ds, HEALTHDCATAP.numberOfRecords, Literal("12")))  # a plain string

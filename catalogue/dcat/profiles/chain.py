@@ -16,38 +16,10 @@ from dataclasses import dataclass
 from rdflib import Graph
 from rdflib.term import Node
 
-from catalogue.dcat.namespaces import (
-    ADMS,
-    CIM,
-    CV,
-    DCAT,
-    DCATAP,
-    DCTERMS,
-    DPV,
-    FOAF,
-    HEALTHDCATAP,
-    SKOS,
-    SPDX,
-    VCARD,
-)
+from catalogue.dcat.namespaces import PREFIXES
 from catalogue.dcat.profiles import codec
 from catalogue.dcat.profiles.resource import Resource
 from catalogue.exceptions import ConfigError
-
-_PREFIXES = {
-    "dcat": DCAT,
-    "dct": DCTERMS,
-    "foaf": FOAF,
-    "vcard": VCARD,
-    "adms": ADMS,
-    "dcatap": DCATAP,
-    "skos": SKOS,
-    "spdx": SPDX,
-    "healthdcatap": HEALTHDCATAP,
-    "cv": CV,
-    "dpv": DPV,
-    "cim": CIM,
-}
 
 
 @dataclass(frozen=True)
@@ -108,6 +80,6 @@ class ProfileChain:
     def write(self, graph: Graph, model: Resource) -> Node:
         """Add the description of `model` to `graph`; return its node (a new blank node when
         the model has no IRI)."""
-        for prefix, namespace in _PREFIXES.items():
+        for prefix, namespace in PREFIXES.items():
             graph.bind(prefix, namespace, override=False)
         return codec.write(graph, model)

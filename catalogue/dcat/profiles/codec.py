@@ -86,10 +86,12 @@ def read(graph: Graph, node: Node) -> Resource:
     incoming: dict[Node, int] = {node: 1} if isinstance(node, BNode) else {}
     order = [node]
     seen = {node}
+    edges: dict[Node, list[tuple[Node, Node]]] = {}  # every node's (predicate, object) pairs
     queue: deque[Node] = deque([node])
     while queue:
         subject = queue.popleft()
-        for predicate, obj in _sorted_edges(graph, subject):
+        edges[subject] = _sorted_edges(graph, subject)
+        for predicate, obj in edges[subject]:
             if not described_within(predicate, obj):
                 continue
             if isinstance(obj, BNode):
@@ -100,33 +102,35 @@ def read(graph: Graph, node: Node) -> Resource:
                 order.append(obj)
                 queue.append(obj)
     shared = {n for n, count in incoming.items() if count > 1}
-    cells = _list_cells(graph, order[1:], shared)
+    cells = _list_cells(order[1:], shared, edges)
     # Bottom up (children come after their parent in breadth-first order): no recursion, so
     # deep nesting such as a long rdf:List cannot exhaust the stack.
     built: dict[Node, Resource | RdfList] = {}
     for current in reversed(order):
         if current not in cells:
-            built[current] = _describe(graph, current, owner, shared, built)
+            built[current] = _describe(current, edges[current], owner, shared, built)
         elif owner[current][1] != RDF.rest:  # the head of a list
-            built[current] = _collect(graph, current, owner, shared, built)
+            built[current] = _collect(current, edges, owner, built)
     root = built[node]
     assert isinstance(root, Resource)  # the root is never a list cell
     return root
 
 
-def _list_cells(graph: Graph, nodes: list[Node], shared: set[Node]) -> set[Node]:
+def _list_cells(
+    nodes: list[Node], shared: set[Node], edges: dict[Node, list[tuple[Node, Node]]]
+) -> set[Node]:
     """The blank nodes that are cells of well-formed rdf:Lists (rdf:first and rdf:rest only,
     each reached once, ending in rdf:nil)."""
     cells: set[Node] = set()
     for node in nodes:
         if not isinstance(node, BNode) or node in shared:
             continue
-        edges = list(graph.predicate_objects(node))
-        if len(edges) == 2 and {p for p, _ in edges} == {RDF.first, RDF.rest}:
+        pairs = edges[node]
+        if len(pairs) == 2 and {p for p, _ in pairs} == {RDF.first, RDF.rest}:
             cells.add(node)
-    before: dict[Node | None, list[Node]] = {}  # rdf:rest target -> the cells pointing at it
+    before: dict[Node, list[Node]] = {}  # rdf:rest target -> the cells pointing at it
     for cell in cells:
-        before.setdefault(graph.value(cell, RDF.rest), []).append(cell)
+        before.setdefault(dict(edges[cell])[RDF.rest], []).append(cell)
     # a cell whose rest is neither nil nor a cell breaks every cell before it: drop them all,
     # walking back once (linear, where re-checking every cell per round was cubic)
     broken = [c for rest, cs in before.items() if rest != RDF.nil and rest not in cells for c in cs]
@@ -154,15 +158,15 @@ def _value(
 
 
 def _describe(
-    graph: Graph,
     node: Node,
+    edges: list[tuple[Node, Node]],
     owner: dict[Node, tuple[Node, Node, Node]],
     shared: set[Node],
     built: dict[Node, Resource | RdfList],
 ) -> Resource:
     types_: list[str] = []
     extra: list[tuple[str, Term]] = []
-    for predicate, obj in _sorted_edges(graph, node):
+    for predicate, obj in edges:
         if predicate == RDF.type and isinstance(obj, URIRef):
             types_.append(str(obj))
         else:
@@ -176,19 +180,18 @@ def _describe(
 
 
 def _collect(
-    graph: Graph,
     head: Node,
+    edges: dict[Node, list[tuple[Node, Node]]],
     owner: dict[Node, tuple[Node, Node, Node]],
-    shared: set[Node],
     built: dict[Node, Resource | RdfList],
 ) -> RdfList:
     items: list[Term] = []
-    cell: Node | None = head
-    while cell is not None and cell != RDF.nil:
-        first = graph.value(cell, RDF.first)
-        assert first is not None  # a list cell has exactly one rdf:first
+    cell = head
+    while cell != RDF.nil:
+        pair = dict(edges[cell])  # a list cell has exactly one rdf:first and one rdf:rest
+        first = pair[RDF.first]
         items.append(_value(first, (cell, RDF.first, first), owner, built))
-        cell = graph.value(cell, RDF.rest)
+        cell = pair[RDF.rest]
     return RdfList(items=items)
 
 
@@ -256,11 +259,9 @@ def _convert(obj: Term, spec: FieldSpec) -> Any:
     elif isinstance(obj, Resource):
         if str in members and obj.iri is not None and obj.is_reference():
             return obj.iri
-        for member in spec.resource_members:
-            if isinstance(obj, member):
-                return obj
-            if issubclass(member, type(obj)):
-                return upgrade(obj, member)
+        fitted = _fit(obj, spec)
+        if fitted is not None:
+            return fitted
     elif isinstance(obj, Text):
         if Text in members:
             return obj
@@ -282,14 +283,19 @@ def _refit(value: Any, spec: FieldSpec) -> Any:
 
 
 def _refit_one(value: Any, spec: FieldSpec) -> Any:
-    if not isinstance(value, Resource):
-        return value
+    fitted = _fit(value, spec) if isinstance(value, Resource) else None
+    return value if fitted is None else fitted
+
+
+def _fit(value: Resource, spec: FieldSpec) -> Resource | None:
+    """`value` as the first resource member of the field it is an instance of or upgrades to,
+    or None when there is none."""
     for member in spec.resource_members:
         if isinstance(value, member):
             return value
         if issubclass(member, type(value)):
             return upgrade(value, member)
-    return value
+    return None
 
 
 # --- typed models -> graph ----------------------------------------------------------------

@@ -85,27 +85,4 @@ class HealthDataset(Dataset):
     """Release 5 and earlier, on the dataset."""
 
 
-TERMS: tuple[str, ...] = (
-    "analytics",
-    "hasCodeValues",
-    "hasCodingSystem",
-    "hasStructuredData",
-    "hasVariables",
-    "hdab",
-    "hdabCoordinator",
-    "healthCategory",
-    "healthTheme",
-    "maxTypicalAge",
-    "minTypicalAge",
-    "numberOfRecords",
-    "numberOfUniqueIndividuals",
-    "populationCoverage",
-    "publisherNote",
-    "publisherType",
-    "retentionPeriod",
-    "trustedDataHolder",
-)
-"""Local names of the HealthDCAT-AP properties, as release 8 (or, for publisherNote and
-trustedDataHolder, release 5) spells them."""
-
 MODELS: tuple[type[Resource], ...] = (ContactPoint, HealthAgent, HealthDataset)
