@@ -20,8 +20,9 @@ from urllib.parse import quote
 from pydantic import Field, SecretStr
 
 from catalogue.domain.harvest import HarvestContext, HarvestSink, SourceConfig, SourceReport
+from catalogue.net.http import headers_field, plain_headers
 from harvesters.hydra import Listing, harvest_pages
-from harvesters.rdf_http import headers_field, http_client, plain_headers
+from harvesters.rdf_http import http_client
 
 
 class CkanSource(SourceConfig):
@@ -101,22 +102,23 @@ class CkanHarvester:
             source.incremental and state is not None and state.since_full + 1 < source.full_every
         )
         params = dict(source.params)
+        since_full = 0
         if incremental:
             assert state is not None
-            since = state.last_started - timedelta(seconds=source.overlap)
+            since_full = state.since_full + 1
+            since = state.last_started - timedelta(seconds=source.overlap)  # UTC, as loaded
             # ckanext-dcat reads a naive ISO time as UTC (it appends the Z itself)
-            params["modified_since"] = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            params["modified_since"] = since.strftime("%Y-%m-%dT%H:%M:%S")
             report.complete = False
         endpoint = source.catalog_path.replace("{format}", source.format)
         listing = Listing(
             url=source.url.rstrip("/") + endpoint,
-            params=params or None,
+            params=params,
             headers=plain_headers(source.headers),
             max_pages=source.max_pages,
         )
         with http_client(ctx) as http:
             finished = harvest_pages(http, listing, ctx, sink, report)
         if finished:
-            since_full = state.since_full + 1 if incremental and state else 0
             CkanState(started, since_full).save(state_path)
         return report

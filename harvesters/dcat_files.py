@@ -10,7 +10,7 @@ from typing import ClassVar, Literal, Self
 from pydantic import Field, SecretStr, model_validator
 
 from catalogue.dcat.parser import iter_parsed_datasets
-from catalogue.dcat.rdf_io import guess_format, read_rdf_triples
+from catalogue.dcat.rdf_io import RDF_SUFFIXES, read_rdf_triples
 from catalogue.dcat.terms import gc_frozen
 from catalogue.domain.harvest import (
     HarvestContext,
@@ -20,14 +20,9 @@ from catalogue.domain.harvest import (
     SourceReport,
 )
 from catalogue.exceptions import UnreadableSourceError
+from catalogue.net.http import headers_field, plain_headers
 from harvesters.hydra import Listing, harvest_pages
-from harvesters.rdf_http import headers_field, http_client, plain_headers
-
-_RDF_SUFFIXES = {
-    ".ttl", ".turtle", ".trig", ".rdf", ".xml", ".owl", ".nt", ".nq", ".nquads", ".jsonld",
-    ".json", ".n3",
-}  # fmt: skip
-
+from harvesters.rdf_http import http_client
 
 BATCH = 500
 """Datasets handed to the sink at once: the store loads one batch while the next is read."""
@@ -78,7 +73,7 @@ class DcatFileHarvester:
         assert source.path is not None
         path = ctx.resolve(source.path)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in _RDF_SUFFIXES)
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in RDF_SUFFIXES)
         elif path.exists():
             files = [path]
         else:
@@ -87,7 +82,7 @@ class DcatFileHarvester:
         listed: set[str] = set()
         for file in files:
             try:
-                parsed = read_rdf_triples(file, source.format or guess_format(file))
+                parsed = read_rdf_triples(file, source.format)
             except UnreadableSourceError as exc:
                 if len(files) == 1:
                     raise

@@ -22,7 +22,7 @@ from catalogue.domain.harvest import HarvestContext, HarvestSink, SourceConfig, 
 from catalogue.exceptions import UnreadableSourceError
 from catalogue.imaging.features import ANNOTATION_MODALITIES, READ_KEYWORDS, SeriesRows
 from catalogue.imaging.normalise import coded
-from catalogue.net.http import read_capped
+from catalogue.net.http import headers_field, plain_headers, read_capped
 
 USER_AGENT = f"cancer-imaging-catalogue/{__version__}"
 STUDY_FIELDS = ("PatientID", "PatientSex", "PatientAge", "PatientBirthDate", "StudyDate")
@@ -55,10 +55,7 @@ class DicomWebSource(SourceConfig):
     kind: Literal["dicomweb"]
     url: str = Field(description="DICOMweb root, such as http://pacs:8042/dicom-web")
     dataset: str
-    headers: dict[str, SecretStr] = Field(
-        default_factory=dict,
-        description="Extra request headers, such as Authorization; kept out of logs and reprs.",
-    )
+    headers: dict[str, SecretStr] = headers_field()
     page_size: int = Field(default=100, ge=1, le=10_000)
     timeout: float = Field(default=30, gt=0, description="Seconds per request.")
 
@@ -209,7 +206,7 @@ class _Client:
             headers={
                 "User-Agent": USER_AGENT,
                 "Accept": "application/dicom+json, application/json",
-                **{name: value.get_secret_value() for name, value in source.headers.items()},
+                **plain_headers(source.headers),
             },
             timeout=httpx.Timeout(source.timeout),
             transport=transport,
@@ -277,7 +274,7 @@ class _Client:
                         raise UnreadableSourceError(
                             f"{url}: HTTP {response.status_code} {response.reason_phrase}{tried}"
                         )
-                    return _capped_body(url, response)
+                    return read_capped(url, response, MAX_RESPONSE_BYTES)
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 if last:
                     raise UnreadableSourceError(
@@ -292,7 +289,3 @@ class _Client:
             except httpx.HTTPError as exc:
                 raise UnreadableSourceError(f"{url}: request failed: {exc!r}") from exc
         raise AssertionError("unreachable")
-
-
-def _capped_body(url: str, response: httpx.Response) -> bytes:
-    return read_capped(url, response, MAX_RESPONSE_BYTES)

@@ -18,7 +18,7 @@ from urllib.parse import urldefrag
 from pydantic import Field, SecretStr
 from rdflib import Graph, Namespace, URIRef
 
-from catalogue.dcat.namespaces import DCAT, RDF
+from catalogue.dcat.namespaces import DCAT, DCAT3, RDF
 from catalogue.dcat.parser import iter_datasets
 from catalogue.domain.harvest import (
     HarvestContext,
@@ -28,19 +28,18 @@ from catalogue.domain.harvest import (
     SourceReport,
 )
 from catalogue.exceptions import UnreadableSourceError
-from catalogue.net.http import HttpClient
-from harvesters.rdf_http import headers_field, http_client, parse_fetched, plain_headers
+from catalogue.net.http import HttpClient, headers_field, plain_headers
+from harvesters.rdf_http import RDF_ACCEPT, http_client, parse_fetched
 
 LDP = Namespace("http://www.w3.org/ns/ldp#")
 FDP = Namespace("https://w3id.org/fdp/fdp-o#")
 R3D = Namespace("http://www.re3data.org/schema/3-0#")
 _CONTAINER_LINKS = (FDP.metadataCatalog, R3D.dataCatalog, DCAT.catalog, LDP.contains)
-DATASET_SERIES = URIRef(f"{DCAT}DatasetSeries")
-"""DCAT 3's class, which rdflib's DCAT namespace (DCAT 2) lacks."""
-_CONTAINER_TYPES = (DCAT.Catalog, DATASET_SERIES, FDP.MetadataService, FDP.FAIRDataPoint)
-_SKIPPED_MEMBERS = (DCAT.distribution, DCAT.service)
+_CONTAINER_TYPES = frozenset(
+    {DCAT.Catalog, DCAT3.DatasetSeries, FDP.MetadataService, FDP.FAIRDataPoint}
+)
+_SKIPPED_MEMBERS = frozenset({DCAT.distribution, DCAT.service})
 """Members of these LDP containers are not followed (distributions are described inline)."""
-TURTLE_ACCEPT = "text/turtle, application/n-triples;q=0.9, application/rdf+xml;q=0.8, */*;q=0.1"
 _BATCH = 100
 """Datasets handed to the sink at once."""
 
@@ -125,8 +124,8 @@ class _Crawl:
         self._flush()
 
     def _fetch(self, url: str) -> Graph:
-        fetched = self._http.get(url, accept=TURTLE_ACCEPT, headers=self._headers)
-        return parse_fetched(fetched, self._report.warn)
+        fetched = self._http.get(url, accept=RDF_ACCEPT, headers=self._headers)
+        return parse_fetched(fetched, self._report.warn).graph()
 
     def _handle(
         self,
@@ -183,7 +182,7 @@ def _links(graph: Graph) -> list[tuple[str, Role]]:
             out.append((str(target), _role(graph, target, "dataset")))
         elif predicate in _CONTAINER_LINKS:
             members = set(graph.objects(subject, LDP.hasMemberRelation))
-            if predicate == LDP.contains and members & set(_SKIPPED_MEMBERS):
+            if predicate == LDP.contains and members & _SKIPPED_MEMBERS:
                 continue
             default: Role = (
                 "dataset" if predicate == LDP.contains and DCAT.dataset in members else "container"
@@ -195,7 +194,7 @@ def _links(graph: Graph) -> list[tuple[str, Role]]:
 def _role(graph: Graph, node: URIRef, default: Role) -> Role:
     """What a linked resource is, by its type where the document states it."""
     types = set(graph.objects(node, RDF.type))
-    if types & set(_CONTAINER_TYPES):
+    if types & _CONTAINER_TYPES:
         return "container"
     if DCAT.Dataset in types:
         return "dataset"

@@ -14,15 +14,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urldefrag, urljoin
 
-from rdflib import Graph, Namespace, URIRef
+import pyoxigraph as ox
 
-from catalogue.dcat.parser import iter_datasets
-from catalogue.domain.harvest import HarvestContext, HarvestedDataset, HarvestSink, SourceReport
+from catalogue.dcat.parser import iter_parsed_datasets
+from catalogue.dcat.terms import ParsedRdf
+from catalogue.domain.harvest import HarvestContext, HarvestSink, SourceReport
 from catalogue.net.http import FormData, HttpClient
-from harvesters.rdf_http import RDF_ACCEPT, parse_fetched
+from harvesters.rdf_http import RDF_ACCEPT, parse_fetched, put_page
 
-HYDRA = Namespace("http://www.w3.org/ns/hydra/core#")
-_NEXT = (HYDRA.next, HYDRA.nextPage)
+HYDRA = "http://www.w3.org/ns/hydra/core#"
+_NEXT = frozenset({f"{HYDRA}next", f"{HYDRA}nextPage"})
 
 
 @dataclass(frozen=True)
@@ -38,15 +39,19 @@ class Listing:
     max_pages: int = 10_000
 
 
-def next_page(graph: Graph, url: str) -> str | None:
-    """The next page's absolute URL, preferring links from the page itself; None at the end."""
+def next_page(parsed: ParsedRdf, url: str) -> str | None:
+    """The next page's absolute URL (an IRI or a string), preferring links from the page
+    itself; None at the end."""
     found: list[tuple[bool, str]] = []
-    for predicate in _NEXT:
-        for subject, value in graph.subject_objects(predicate):
-            text = str(value).strip()
-            if text:
-                own = isinstance(subject, URIRef) and _same(str(subject), url)
-                found.append((not own, urljoin(url, text)))
+    for triple in parsed.triples:
+        value = triple.object
+        if triple.predicate.value not in _NEXT or not isinstance(value, ox.NamedNode | ox.Literal):
+            continue
+        text = value.value.strip()
+        if text:
+            subject = triple.subject
+            own = isinstance(subject, ox.NamedNode) and _same(subject.value, url)
+            found.append((not own, urljoin(url, text)))
     return min(found)[1] if found else None
 
 
@@ -72,15 +77,9 @@ def harvest_pages(
             return False
         seen_bodies.add(digest)
         seen_urls.update({_key(url), _key(fetched.url)})
-        graph = parse_fetched(fetched, report.warn, listing.fmt)
-        items: dict[str, HarvestedDataset] = {}
-        for item in iter_datasets(graph, ctx.provider.id):
-            items[item.dataset.identifier] = item
-        if items:
-            sink.put_datasets(list(items.values()))
-        identifiers.update(items)
-        report.datasets = len(identifiers)
-        following = next_page(graph, fetched.url)
+        parsed = parse_fetched(fetched, report.warn, listing.fmt)
+        put_page(sink, iter_parsed_datasets(parsed, ctx.provider.id), identifiers, report)
+        following = next_page(parsed, fetched.url)
         if following is None:
             return True
         if _key(following) in seen_urls:

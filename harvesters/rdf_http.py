@@ -1,21 +1,21 @@
 """RDF documents over HTTP: the Accept header, choosing the parser, and the sources' client.
 
-The parser is chosen from the configured format, else the Content-Type, else the URL's suffix,
-else the body itself. A body that does not parse as declared but does as what it looks like is
-read anyway, with a warning; an HTML page or an empty body is an error.
+The parser is chosen from the configured format, else the Content-Type, else the URL's suffix;
+rdf_io reads a body whose content plainly is another family as what it is (here with a warning,
+unless the format was configured) and, with nothing declared, as what it looks like. An HTML
+page or an empty body is an error.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
-from rdflib import Graph
-
-from catalogue.dcat.rdf_io import parse_rdf_bytes
-from catalogue.domain.harvest import HarvestContext
+from catalogue.dcat.rdf_io import RDF_SUFFIXES, content_format, guess_format, parse_rdf_triples
+from catalogue.dcat.terms import ParsedRdf
+from catalogue.domain.harvest import HarvestContext, HarvestedDataset, HarvestSink, SourceReport
 from catalogue.exceptions import UnreadableSourceError
 from catalogue.net.http import Fetched, HttpClient
 
@@ -23,7 +23,7 @@ RDF_ACCEPT = (
     "text/turtle, application/n-triples;q=0.9, application/rdf+xml;q=0.8, "
     "application/ld+json;q=0.7, text/n3;q=0.5, */*;q=0.1"
 )
-"""What a harvest asks an RDF endpoint for; Turtle first."""
+"""What a harvest asks an RDF endpoint (catalogue, FAIR Data Point, SPARQL) for; Turtle first."""
 
 MEDIA_FORMATS = {
     "text/turtle": "turtle",
@@ -38,33 +38,9 @@ MEDIA_FORMATS = {
     "text/n3": "n3",
     "text/rdf+n3": "n3",
 }
-"""rdflib format names of the RDF media types (others fall back to suffix and sniffing)."""
-
-_SUFFIX_FORMATS = {
-    ".ttl": "turtle",
-    ".turtle": "turtle",
-    ".rdf": "xml",
-    ".xml": "xml",
-    ".owl": "xml",
-    ".nt": "nt",
-    ".n3": "n3",
-    ".jsonld": "json-ld",
-    ".json": "json-ld",
-}
+"""rdflib format names of the RDF media types (others fall back to the suffix and the body)."""
 
 Warn = Callable[[str], None]
-
-
-def headers_field() -> dict[str, SecretStr]:
-    """The `headers` option of every HTTP source (a fresh Field per model)."""
-    return Field(
-        default_factory=dict,
-        description="Extra request headers, such as Authorization; kept out of logs and reprs.",
-    )
-
-
-def plain_headers(headers: Mapping[str, SecretStr]) -> dict[str, str]:
-    return {name: value.get_secret_value() for name, value in headers.items()}
 
 
 @contextmanager
@@ -77,57 +53,48 @@ def http_client(ctx: HarvestContext) -> Iterator[HttpClient]:
         yield client
 
 
-def suffix_format(url: str) -> str | None:
-    path = urlsplit(url).path.lower()
-    for suffix, fmt in _SUFFIX_FORMATS.items():
-        if path.endswith(suffix):
-            return fmt
-    return None
-
-
-def sniff(body: bytes) -> str | None:
-    """What a body looks like: an rdflib format name, "html", or None."""
-    head = body[:2048].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if head.startswith((b"<!doctype html", b"<html")) or (
-        head.startswith(b"<") and b"<html" in head
-    ):
-        return "html"
-    if head.startswith(b"<?xml") or head.startswith(b"<rdf:rdf"):
-        return "xml"
-    if head.startswith((b"{", b"[")):
-        return "json-ld"
-    if head.startswith((b"@prefix", b"@base", b"prefix", b"base", b"#", b"<", b"_:")):
-        return "turtle"  # Turtle, or N-Triples, which Turtle includes
-    return None
+def declared_format(fetched: Fetched) -> str | None:
+    """The format a response claims: its Content-Type's, else its URL's suffix's; None if
+    neither names an RDF format."""
+    media = MEDIA_FORMATS.get(fetched.content_type)
+    if media is not None:
+        return media
+    path = PurePosixPath(urlsplit(fetched.url).path)
+    return guess_format(path) if path.suffix.lower() in RDF_SUFFIXES else None
 
 
 def parse_fetched(
     fetched: Fetched, warn: Warn, fmt: str | None = None, empty_ok: bool = False
-) -> Graph:
-    """The RDF graph of a fetched document; UnreadableSourceError names the URL if it is not."""
+) -> ParsedRdf:
+    """The RDF of a fetched document (`fmt` forces a parser); UnreadableSourceError names the
+    URL if it is not RDF."""
     url, body = fetched.url, fetched.body
     shown = fetched.content_type or "no Content-Type"
     if not body.strip():
         if empty_ok:
-            return Graph()
+            return ParsedRdf([])
         raise UnreadableSourceError(f"{url}: empty response (HTTP {fetched.status}, {shown})")
-    looks = sniff(body)
-    if looks == "html" and fmt is None:
-        raise UnreadableSourceError(f"{url}: the server sent an HTML page ({shown}), not RDF")
-    chosen = fmt or MEDIA_FORMATS.get(fetched.content_type) or suffix_format(url) or looks
-    chosen = chosen or "turtle"
-    if fmt is None and looks not in (None, "html") and _family(looks) != _family(chosen):
-        graph = parse_rdf(body, str(looks), url, empty_ok)
-        warn(f"{url}: served as {shown} but is {looks}; read as {looks}")
-        return graph
-    return parse_rdf(body, chosen, url, empty_ok)
+    declared = fmt or declared_format(fetched)
+    if fmt is None:
+        other = content_format(body, declared)
+        if other == "html":
+            raise UnreadableSourceError(f"{url}: the server sent an HTML page ({shown}), not RDF")
+        if other is not None and declared is not None:
+            parsed = parse_rdf_triples(body, url, url, other, empty_ok)
+            warn(f"{url}: served as {shown} but is {other}; read as {other}")
+            return parsed
+    return parse_rdf_triples(body, url, url, declared, empty_ok)
 
 
-def _family(fmt: str | None) -> str | None:
-    """Formats one parser reads: N-Triples, N-Quads, N3 and TriG are read as Turtle is."""
-    return "turtle" if fmt in ("turtle", "nt", "n3", "trig", "nquads") else fmt
-
-
-def parse_rdf(body: bytes, fmt: str, base: str, allow_empty: bool = False) -> Graph:
-    """Parse a body in an rdflib format, relative IRIs against `base`; JSON-LD offline."""
-    return parse_rdf_bytes(body, base, base, fmt, allow_empty)
+def put_page(
+    sink: HarvestSink, found: Iterable[HarvestedDataset], listed: set[str], report: SourceReport
+) -> int:
+    """Hand a page's datasets to the sink (the last of an identifier given twice), add their
+    identifiers to `listed` and count it in the report; how many identifiers are new."""
+    items = {item.dataset.identifier: item for item in found}
+    new = len(items.keys() - listed)
+    if items:
+        sink.put_datasets(list(items.values()))
+    listed.update(items)
+    report.datasets = len(listed)
+    return new

@@ -1,10 +1,10 @@
 """`sparql` sources: a SPARQL 1.1 endpoint asked for its datasets with a CONSTRUCT query.
 
-The query is POSTed as a form (SPARQL 1.1 Protocol), or sent by GET, asking for Turtle or
-N-Triples. The default query returns every dcat:Dataset with its own triples and those of its
-distributions, publisher and contact point, and of the blank nodes they point to, two levels
-deep. With `page_size`, the query's `{{paging}}` marker becomes `LIMIT n OFFSET m` inside an
-ordered SELECT of datasets, and pages are asked for until one comes back short.
+The query is POSTed as a form (SPARQL 1.1 Protocol), or sent by GET, asking for Turtle first.
+The default query returns every dcat:Dataset with its own triples and those of its distributions,
+publisher and contact point, and of the blank nodes they point to, two levels deep. With
+`page_size`, the query's `{{paging}}` marker becomes `LIMIT n OFFSET m` inside an ordered SELECT
+of datasets, and pages are asked for until one comes back short.
 """
 
 from __future__ import annotations
@@ -13,14 +13,13 @@ from typing import ClassVar, Literal, Self
 
 from pydantic import Field, SecretStr, model_validator
 
-from catalogue.dcat.parser import iter_datasets
+from catalogue.dcat.parser import iter_parsed_datasets
 from catalogue.domain.harvest import HarvestContext, HarvestSink, SourceConfig, SourceReport
-from catalogue.net.http import Fetched, HttpClient
-from harvesters.rdf_http import headers_field, http_client, parse_fetched, plain_headers
+from catalogue.net.http import Fetched, HttpClient, headers_field, plain_headers
+from harvesters.rdf_http import RDF_ACCEPT, http_client, parse_fetched, put_page
 
 PAGING = "{{paging}}"
 """Where `LIMIT n OFFSET m` goes in a query (removed when there is no `page_size`)."""
-GRAPH_ACCEPT = "text/turtle, application/n-triples;q=0.9, application/rdf+xml;q=0.5"
 
 DEFAULT_QUERY = """\
 PREFIX dcat: <http://www.w3.org/ns/dcat#>
@@ -90,14 +89,9 @@ class SparqlHarvester:
                 if source.page_size is not None:
                     paging = f"LIMIT {source.page_size} OFFSET {number * source.page_size}"
                 fetched = _ask(http, source, template.replace(PAGING, paging))
-                graph = parse_fetched(fetched, report.warn, empty_ok=True)
-                found = list(iter_datasets(graph, ctx.provider.id))
-                items = {i.dataset.identifier: i for i in found}
-                new = set(items) - listed
-                if items:
-                    sink.put_datasets(list(items.values()))
-                listed.update(items)
-                report.datasets = len(listed)
+                parsed = parse_fetched(fetched, report.warn, empty_ok=True)
+                found = list(iter_parsed_datasets(parsed, ctx.provider.id))
+                new = put_page(sink, found, listed, report)
                 if source.page_size is None or len(found) < source.page_size:
                     return report
                 if not new:
@@ -115,5 +109,5 @@ def _ask(http: HttpClient, source: SparqlSource, query: str) -> Fetched:
         form["default-graph-uri"] = list(source.default_graphs)
     headers = plain_headers(source.headers)
     if source.method == "get":
-        return http.get(source.url, accept=GRAPH_ACCEPT, params=form, headers=headers)
-    return http.post_form(source.url, form, accept=GRAPH_ACCEPT, headers=headers)
+        return http.get(source.url, accept=RDF_ACCEPT, params=form, headers=headers)
+    return http.post_form(source.url, form, accept=RDF_ACCEPT, headers=headers)

@@ -25,7 +25,7 @@ import json
 import re
 from collections.abc import Iterable
 from functools import cache
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any
 from xml.parsers import expat
 
@@ -64,6 +64,8 @@ _FAMILY = {
     "json-ld": "json",
 }
 _FAMILY_FORMAT = {"text": "turtle", "xml": "xml", "json": "json-ld"}
+RDF_SUFFIXES = frozenset(_FORMATS)
+"""File suffixes of RDF documents (lower case, with the dot)."""
 
 CONTEXTS_DIR = Path(__file__).parent / "contexts"
 KNOWN_CONTEXTS = {
@@ -118,7 +120,7 @@ def max_file_bytes() -> int:
         raise ConfigError(f"CATALOGUE_RDF__MAX_FILE_BYTES: {first['msg']}") from exc
 
 
-def guess_format(path: Path) -> str:
+def guess_format(path: PurePath) -> str:
     """The rdflib format name for a file, from its extension (Turtle if unknown)."""
     return _FORMATS.get(path.suffix.lower(), "turtle")
 
@@ -178,9 +180,7 @@ def parse_rdf_triples(
     looks = _sniff(head)
     if looks == "html":
         raise fail("an HTML page, not RDF")
-    chosen = declared
-    if looks is not None and looks != _FAMILY.get(declared, looks):
-        chosen = _FAMILY_FORMAT[looks]
+    chosen = _other_format(looks, declared) or declared
     label = chosen if chosen == declared else f"{chosen} (by its content; {declared} expected)"
     try:
         if chosen == "xml":
@@ -201,6 +201,24 @@ def parse_rdf_triples(
     if not parsed.triples and not allow_empty:  # an empty query result may be only prefixes
         raise fail(f"no RDF statements in this {chosen} document")
     return parsed
+
+
+def content_format(data: bytes, declared: str | None = None) -> str | None:
+    """What a document plainly is when that is not of `declared`'s family: "html" for an HTML
+    page, else the format the parsers read it as ("turtle", "xml" or "json-ld"); None when its
+    content is unclear or agrees with `declared`."""
+    encoding, bom = _byte_order_mark(data)
+    return _other_format(_sniff(_head(data, encoding, bom)), declared)
+
+
+def _other_format(looks: str | None, declared: str | None) -> str | None:
+    """The format content of family `looks` is read as instead of `declared` (an unknown
+    format agrees with anything); None to read it as declared."""
+    if looks is None or looks == "html":
+        return looks
+    if declared is not None and looks == _FAMILY.get(declared, looks):
+        return None
+    return _FAMILY_FORMAT[looks]
 
 
 def _one_line(text: str) -> str:

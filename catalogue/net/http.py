@@ -20,7 +20,7 @@ from email.utils import parsedate_to_datetime
 from importlib import metadata
 
 import httpx
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 
 from catalogue import __version__
 from catalogue.exceptions import UnreadableSourceError
@@ -46,6 +46,19 @@ def _package_homepage() -> str | None:
             return url.strip()
     pages = meta.get_all("Home-page") or []
     return str(pages[0]) if pages else None
+
+
+def headers_field() -> dict[str, SecretStr]:
+    """The `headers` option of every HTTP source (a fresh Field per model)."""
+    return Field(
+        default_factory=dict,
+        description="Extra request headers, such as Authorization; kept out of logs and reprs.",
+    )
+
+
+def plain_headers(headers: Mapping[str, SecretStr]) -> dict[str, str]:
+    """A source's `headers` as sent."""
+    return {name: value.get_secret_value() for name, value in headers.items()}
 
 
 class HttpSettings(BaseModel):
