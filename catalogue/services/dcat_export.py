@@ -6,8 +6,6 @@ this export with the `dcat` harvester gives isomorphic dataset graphs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from rdflib import Graph, Literal, Namespace, URIRef
 
 from catalogue.dcat.namespaces import DCAT, DCTERMS, RDF, XSD
@@ -19,20 +17,13 @@ from catalogue.services.runtime import Catalogue
 
 HYDRA = Namespace("http://www.w3.org/ns/hydra/core#")
 MAX_PAGE_SIZE = 1000
+"""The largest page /catalog serves."""
 
 
-@dataclass(frozen=True)
-class CataloguePage:
-    graph: Graph
-    page: int
-    pages: int
-
-
-def catalogue_page(catalogue: Catalogue, base: str, page: int, page_size: int) -> CataloguePage:
+def catalogue_page(catalogue: Catalogue, base: str, page: int, page_size: int) -> Graph:
     """Page `page` (from 1) of every stored dataset, in graph-name order, as one DCAT catalogue
-    with a hydra:PartialCollectionView (first, previous, next, last) as CKAN and piveau do."""
-    if page < 1 or not 1 <= page_size <= MAX_PAGE_SIZE:
-        raise QueryError(f"page must be >= 1 and page_size between 1 and {MAX_PAGE_SIZE}")
+    with a hydra:PartialCollectionView (first, previous, next, last) as CKAN and piveau do.
+    The route checks that `page` >= 1 and 1 <= `page_size` <= MAX_PAGE_SIZE."""
     names = catalogue.store.graph_names(f"{GRAPH_BASE}dataset:")
     pages = max(1, -(-len(names) // page_size))
     graph = bind_prefixes(Graph())
@@ -59,7 +50,7 @@ def catalogue_page(catalogue: Catalogue, base: str, page: int, page_size: int) -
         graph.add((view, HYDRA.previous, link(page - 1)))
     if page < pages:
         graph.add((view, HYDRA.next, link(page + 1)))
-    return CataloguePage(graph=graph, page=page, pages=pages)
+    return graph
 
 
 def dataset_description(catalogue: Catalogue, provider_id: str, identifier: str) -> Graph:

@@ -81,11 +81,6 @@ class HarvestLog:
             self._con = sqlite3.connect(path, check_same_thread=False)
             self._con.execute("PRAGMA journal_mode=WAL")
             self._con.executescript(_SCHEMA)
-            columns = {row[1] for row in self._con.execute("PRAGMA table_info(dataset_state)")}
-            if "deleted" not in columns:  # a log written before deletions were marked
-                self._con.execute(
-                    "ALTER TABLE dataset_state ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0"
-                )
         except sqlite3.Error as exc:
             raise StoreError(f"harvest log {path} unusable: {exc}") from exc
 

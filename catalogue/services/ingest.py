@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from urllib.parse import unquote
@@ -33,7 +33,7 @@ from catalogue.domain.identifiers import (
     summary_prefix,
 )
 from catalogue.domain.identifiers import provider_graph as provider_graph_name
-from catalogue.domain.models import Dataset, Provider
+from catalogue.domain.models import Dataset, DatasetSummary, Provider
 from catalogue.exceptions import CatalogueError, ConfigError
 from catalogue.net.http import HttpClient
 from catalogue.services.dataset_sync import DatasetWriter
@@ -151,9 +151,8 @@ def _harvest_source(
 
 
 def _merge(done: SourceReport, into: SourceReport) -> None:
-    """The harvester's own report into the one the sink has been counting in."""
-    if done is into:
-        return
+    """The harvester's own report into the one the sink has been counting in (a harvester
+    never sees that one: it reports in its own)."""
     into.ok, into.error, into.complete = done.ok, done.error, done.complete
     into.datasets, into.series = done.datasets, done.series
     for reason, count in done.skipped.items():
@@ -197,8 +196,9 @@ def harvest(
                     _harvest_source(run, provider, position, pseudonymiser, written, http)
                 )
             unindexed = partial(_unindexed, run, provider.id)
-            write_summaries(catalogue, provider.id, before_write=unindexed)
-            _update_index(catalogue, provider.id, written)
+            known_iri = _known_iris(catalogue, provider.id, written)
+            summaries = write_summaries(catalogue, provider.id, known_iri, unindexed)
+            _update_index(catalogue, provider.id, written, summaries)
     finally:
         http.close()
         catalogue.log.end_run(run.run_id, report.ok)
@@ -210,49 +210,69 @@ def _unindexed(run: _Run, provider_id: str, identifiers: set[str]) -> None:
     run.catalogue.log.set_indexed(provider_id, sorted(identifiers), False)
 
 
-def _update_index(catalogue: Catalogue, provider_id: str, written: dict[str, Dataset]) -> None:
+def _known_iris(
+    catalogue: Catalogue, provider_id: str, written: Mapping[str, Dataset]
+) -> Callable[[str], str | None]:
+    """A dataset's IRI without reading its graph: from its model written in this run, or from
+    its datasets-index entry if that is current (not changed or deleted since); else None."""
+    current = set(catalogue.log.states(provider_id)) - catalogue.log.unindexed(provider_id)
+
+    def known_iri(identifier: str) -> str | None:
+        dataset = written.get(identifier)
+        if dataset is None and identifier in current:
+            dataset = catalogue.datasets.get(provider_id, identifier)
+        return None if dataset is None else dataset.iri
+
+    return known_iri
+
+
+def _update_index(
+    catalogue: Catalogue,
+    provider_id: str,
+    written: Mapping[str, Dataset],
+    summaries: Mapping[str, DatasetSummary],
+) -> None:
     """Bring the datasets index in line with the store for one provider: (re)index the datasets
     marked as changed and remove those marked deleted (in this run, or in a run that stopped
-    before indexing). Models written in this run are not read back."""
+    before indexing). Models written in this run are not read back, nor are the summaries
+    `write_summaries` just stored."""
     pending = sorted(catalogue.log.unindexed(provider_id))
     deleted = catalogue.log.deleted(provider_id)
     if not pending and not deleted:
         return
-    summarised = set(catalogue.store.graph_names(summary_prefix(provider_id)))
     datasets = []
     for identifier in pending:
-        dataset = written.get(identifier) or _stored_model(catalogue, provider_id, identifier)
-        if dataset is None:
-            continue
-        name = summary_graph(provider_id, identifier)
-        summary = parse_summary(catalogue.store.graph(name)) if name in summarised else None
-        datasets.append(dataset.model_copy(update={"summary": summary}))
+        stored = _stored_models(catalogue, provider_id, dataset_graph(provider_id, identifier))
+        dataset = written.get(identifier) or next(stored, None)
+        if dataset is not None:
+            datasets.append(dataset.model_copy(update={"summary": summaries.get(identifier)}))
     catalogue.datasets.update(datasets, [(provider_id, i) for i in deleted])
     catalogue.log.set_indexed(provider_id, pending, True)
     catalogue.log.drop_states(provider_id, deleted)
 
 
-def _stored_model(catalogue: Catalogue, provider_id: str, identifier: str) -> Dataset | None:
-    """One dataset's model as the graph store holds its description; None if absent."""
-    graph = catalogue.store.graph(dataset_graph(provider_id, identifier))
+def _stored_models(catalogue: Catalogue, provider_id: str, name: str) -> Iterator[Dataset]:
+    """The models of the datasets a stored graph describes (none if it is absent), read when
+    first asked for."""
+    graph = catalogue.store.graph(name)
     for node in dataset_nodes(graph):
-        return parse_dataset(graph, node, provider_id)
-    return None
+        yield parse_dataset(graph, node, provider_id)
 
 
 def stored_datasets(catalogue: Catalogue, provider_id: str) -> list[Dataset]:
     """A provider's datasets as the graph store holds them (the source of truth), each with
     the catalogue's computed summary when it has one."""
-    out: list[Dataset] = []
-    for name in catalogue.store.graph_names(provider_dataset_prefix(provider_id)):
-        graph = catalogue.store.graph(name)
-        for node in dataset_nodes(graph):
-            dataset = parse_dataset(graph, node, provider_id)
-            summary = parse_summary(
-                catalogue.store.graph(summary_graph(provider_id, dataset.identifier))
-            )
-            out.append(dataset.model_copy(update={"summary": summary}))
-    return out
+    summarised = set(catalogue.store.graph_names(summary_prefix(provider_id)))
+
+    def summary(identifier: str) -> DatasetSummary | None:
+        name = summary_graph(provider_id, identifier)
+        return parse_summary(catalogue.store.graph(name)) if name in summarised else None
+
+    return [
+        dataset.model_copy(update={"summary": summary(dataset.identifier)})
+        for name in catalogue.store.graph_names(provider_dataset_prefix(provider_id))
+        for dataset in _stored_models(catalogue, provider_id, name)
+    ]
 
 
 def reindex_all(catalogue: Catalogue) -> dict[str, int]:

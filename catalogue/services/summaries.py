@@ -102,30 +102,49 @@ def parse_summary(graph: Graph) -> DatasetSummary | None:
 def write_summaries(
     catalogue: Catalogue,
     provider_id: str,
+    known_iri: Callable[[str], str | None] = lambda identifier: None,
     before_write: Callable[[set[str]], None] | None = None,
-) -> set[str]:
-    """Bring a provider's summary graphs up to date with its features; return the identifiers of
-    the datasets whose summary changed (written, or dropped), first given to `before_write`."""
+) -> dict[str, DatasetSummary]:
+    """Bring a provider's summary graphs up to date with its features and return the summaries
+    they now hold, by dataset identifier. A summary is about the dataset's node: its IRI as
+    `known_iri` gives it, else as the dataset's stored graph has it. The identifiers of the
+    datasets whose summary changes (written, or dropped) are first given to `before_write`."""
     rules = catalogue.settings.disclosure
     prefix = summary_prefix(provider_id)
     stored = set(catalogue.store.graph_names(prefix))
+    summaries = {
+        identifier: disclosed_summary(exact, rules)
+        for identifier, exact in catalogue.cohort.summaries(provider_id).items()
+    }
     graphs: dict[str, Graph] = {}
-    changed: set[str] = set()
-    for identifier, exact in catalogue.cohort.summaries(provider_id).items():
+    for identifier, summary in summaries.items():
         name = summary_graph(provider_id, identifier)
-        described = catalogue.store.graph(dataset_graph(provider_id, identifier))
-        nodes = dataset_nodes(described)
-        node = nodes[0] if nodes else URIRef(f"urn:catalogue:dataset:{provider_id}:{identifier}")
-        graph = summary_rdf(URIRef(str(node)), disclosed_summary(exact, rules))
-        stored.discard(name)
-        if description_digest(graph) != description_digest(catalogue.store.graph(name)):
+        node = _dataset_node(catalogue, provider_id, identifier, known_iri)
+        graph = summary_rdf(node, summary)
+        if name not in stored or description_digest(graph) != description_digest(
+            catalogue.store.graph(name)
+        ):
             graphs[name] = graph
-            changed.add(identifier)
+        stored.discard(name)
     for name in stored:  # datasets without features any more
         graphs[name] = Graph()
-        changed.add(unquote(name.removeprefix(prefix)))
     if graphs:
         if before_write is not None:
-            before_write(changed)
+            before_write({unquote(name.removeprefix(prefix)) for name in graphs})
         catalogue.store.replace_graphs(graphs)
-    return changed
+    return summaries
+
+
+def _dataset_node(
+    catalogue: Catalogue,
+    provider_id: str,
+    identifier: str,
+    known_iri: Callable[[str], str | None],
+) -> URIRef:
+    """The node a dataset's summary is about: its IRI when known, else the first dataset node
+    of its stored graph, else a made-up one (features without a description)."""
+    iri = known_iri(identifier)
+    if iri is None:
+        nodes = dataset_nodes(catalogue.store.graph(dataset_graph(provider_id, identifier)))
+        iri = str(nodes[0]) if nodes else f"urn:catalogue:dataset:{provider_id}:{identifier}"
+    return URIRef(iri)

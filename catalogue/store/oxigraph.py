@@ -1,20 +1,21 @@
 """GraphStore on Oxigraph on disk: writes in SPARQL Update transactions, or with its bulk loader
-for graphs it does not hold yet; reads through oxrdflib as an rdflib Store."""
+for graphs it does not hold yet; reads a graph's quads as Oxigraph gives them (literals are not
+rewritten again by rdflib)."""
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyoxigraph as ox
 from oxrdflib import OxigraphStore
-from rdflib import XSD, Dataset, Graph, Literal, URIRef
+from rdflib import Dataset, Graph
 
-from catalogue.dcat.terms import RdfGraph, Statement, to_triples
-from catalogue.exceptions import CatalogueError, StoreError
-from catalogue.store.sparql_update import graph_iri
+from catalogue.dcat.terms import RdfGraph, to_graph
+from catalogue.exceptions import StoreError
+from catalogue.store.sparql_update import graph_iri, triples_of
 
 if TYPE_CHECKING:
     from catalogue.config import StoreSettings
@@ -42,13 +43,14 @@ class OxigraphGraphStore:
         drops = set(graphs)
         if drop_prefix is not None:
             drops |= set(self.graph_names(drop_prefix))
-        statements = [f"DROP SILENT GRAPH {graph_iri(name)}" for name in sorted(drops)]
+        nodes = {name: graph_iri(name) for name in sorted(drops)}
+        statements = [f"DROP SILENT GRAPH {node}" for node in nodes.values()]
         # one INSERT DATA for every graph: a blank node shared by two graphs stays one node
         blocks = []
         for name, graph in graphs.items():
-            body = "\n".join(f"{t} ." for t in _triples(name, graph))
+            body = "\n".join(f"{t} ." for t in triples_of(name, graph))
             if body:
-                blocks.append(f"GRAPH {graph_iri(name)} {{\n{body}\n}}")
+                blocks.append(f"GRAPH {nodes[name]} {{\n{body}\n}}")
         if blocks:
             statements.append("INSERT DATA {\n" + "\n".join(blocks) + "\n}")
         if not statements:
@@ -68,7 +70,7 @@ class OxigraphGraphStore:
         lines: list[str] = []
         for name, graph in graphs.items():
             node = nodes[name]
-            lines.extend(f"{t} {node} .\n" for t in _triples(name, graph))
+            lines.extend(f"{t} {node} .\n" for t in triples_of(name, graph))
         if not lines:
             return
         try:
@@ -78,14 +80,10 @@ class OxigraphGraphStore:
             raise StoreError(f"bulk load failed, part of the graphs may be written: {exc}") from exc
 
     def graph(self, name: str) -> Graph:
-        out = Graph()
-        for prefix, namespace in self.dataset.namespaces():
-            out.bind(prefix, namespace)
-        for s, p, o in self.dataset.graph(URIRef(name)):
-            if isinstance(o, Literal) and o.datatype == XSD.string:
-                o = Literal(str(o))  # RDF 1.1: the same literal; back to how parsers give it
-            out.add((s, p, o))
-        return out
+        """The graph's quads as stored; StoreError for a name the store could not hold."""
+        graph_iri(name)
+        quads = self._ox.quads_for_pattern(None, None, None, ox.NamedNode(name))
+        return to_graph(quads, dict(self.dataset.namespaces()))
 
     def graph_names(self, prefix: str = "") -> list[str]:
         names = (str(g.value) for g in self._ox.named_graphs() if isinstance(g, ox.NamedNode))
@@ -103,10 +101,3 @@ class OxigraphGraphStore:
         del self.dataset
         del self._ox
         gc.collect()
-
-
-def _triples(name: str, graph: RdfGraph) -> Sequence[Statement]:
-    try:
-        return to_triples(graph)
-    except CatalogueError as exc:
-        raise StoreError(f"cannot write graph {name}, nothing changed: {exc}") from exc

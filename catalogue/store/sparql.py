@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from rdflib import RDF, XSD, BNode, Graph, Literal, URIRef
+from rdflib import RDF, XSD, BNode, Graph, URIRef
 from rdflib.term import Identifier
 
-from catalogue.dcat.terms import RdfGraph
+from catalogue.dcat.terms import RdfGraph, rdflib_literal
 from catalogue.exceptions import ConfigError, StoreError
 from catalogue.store.sparql_update import (
     KEY,
@@ -229,19 +229,23 @@ def _message(response: httpx.Response) -> str:
 
 
 def _term(value: dict[str, str]) -> Identifier:
-    """An rdflib term from a SPARQL JSON results binding; skolem IRIs become blank nodes."""
+    """An rdflib term from a SPARQL JSON results binding; skolem IRIs become blank nodes, and
+    literals keep the lexical form the endpoint gives."""
     kind, text = value["type"], value["value"]
     if kind == "uri":
         return BNode(text.removeprefix(SKOLEM)) if text.startswith(SKOLEM) else URIRef(text)
     if kind == "bnode":
         return BNode(text)
-    language = value.get("xml:lang")
-    if language:
-        return Literal(text, lang=language)
     datatype = value.get("datatype")
-    if datatype is None or datatype in (XSD.string, RDF.langString):
-        return Literal(text)
-    return Literal(text, datatype=URIRef(datatype))
+    if datatype == _LANG_STRING:  # the type of a tagged string, which some endpoints name
+        datatype = None
+    elif datatype == _BOOLEAN:  # Virtuoso keeps booleans as integers: back to true and false
+        text = _BOOLEANS.get(text, text)
+    return rdflib_literal(text, datatype, value.get("xml:lang"))
+
+
+_LANG_STRING, _BOOLEAN = str(RDF.langString), str(XSD.boolean)
+_BOOLEANS = {"1": "true", "0": "false"}
 
 
 def _subject(value: dict[str, str]) -> URIRef | BNode:

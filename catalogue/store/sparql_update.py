@@ -26,7 +26,7 @@ from uuid import uuid4
 import pyoxigraph as ox
 from rdflib import XSD
 
-from catalogue.dcat.terms import OxTerm, RdfGraph, Statement, to_triples
+from catalogue.dcat.terms import OxTerm, RdfGraph, Statement, Triples, to_triples
 from catalogue.exceptions import CatalogueError, StoreError
 
 RESERVED = "urn:catalogue:store:"
@@ -75,6 +75,15 @@ def key(name: str) -> str:
     return name.encode().hex()
 
 
+def triples_of(name: str, graph: RdfGraph) -> Triples:
+    """The graph as Oxigraph triples; a StoreError naming the graph for a term a store cannot
+    hold (raised before anything is written)."""
+    try:
+        return to_triples(graph)
+    except CatalogueError as exc:
+        raise StoreError(f"cannot write graph {name}, nothing changed: {exc}") from exc
+
+
 @dataclass
 class ReplaceRequest:
     """One replacement: the update text and the scratch graphs it uses."""
@@ -97,14 +106,11 @@ def replace_request(graphs: Mapping[str, RdfGraph], clear: Iterable[str]) -> Rep
     blocks: list[str] = []
     stored: list[str] = []
     for name, graph in graphs.items():
-        try:
-            triples = to_triples(graph)
-        except CatalogueError as exc:
-            raise StoreError(f"cannot write graph {name}: {exc}") from exc
-        lines = [_ntriple(triple, skolems, typed) for triple in triples]
+        lines = [_ntriple(triple, skolems, typed) for triple in triples_of(name, graph)]
         if lines:
-            stored.append(f"{graph_iri(name)} <{KEY}> {string(key(name))} .")
-            blocks.extend(_blocks(graph_iri(name), lines))
+            node = graph_iri(name)
+            stored.append(f"{node} <{KEY}> {string(key(name))} .")
+            blocks.extend(_blocks(node, lines))
     operations: list[str] = []
     if typed:
         value = f"<{probe}> <{PROBE_VALUE}>"

@@ -14,6 +14,7 @@ from rdflib.compare import isomorphic
 from catalogue.api.app import create_app
 from catalogue.config import Settings, load_providers
 from catalogue.dcat.namespaces import DCAT, RDF
+from catalogue.domain.identifiers import dataset_graph, provider_dataset_prefix
 from catalogue.services.dcat_export import HYDRA
 from catalogue.services.ingest import harvest
 from catalogue.services.runtime import Catalogue, open_catalogue
@@ -36,16 +37,25 @@ def client(tmp_path: Path, catalogue: Catalogue) -> Iterator[TestClient]:
 
 
 def stored_graphs(catalogue: Catalogue) -> dict[str, Graph]:
-    """Dataset identifier -> stored description, for every dataset of a catalogue."""
+    """Dataset identifier -> stored description, for every dataset of a catalogue; each is
+    described in its own graph and in no other of its provider's (every graph read once)."""
+    datasets = catalogue.datasets.all()
+    graphs = {
+        name: catalogue.store.graph(name)
+        for provider in {d.provider_id for d in datasets}
+        for name in catalogue.store.graph_names(provider_dataset_prefix(provider))
+    }
     out = {}
-    for dataset in catalogue.datasets.all():
-        name = f"urn:catalogue:graph:dataset:{dataset.provider_id}:"
-        (graph_name,) = [
-            n
-            for n in catalogue.store.graph_names(name)
-            if catalogue.store.graph(n).value(URIRef(dataset.iri), RDF.type) is not None
+    for dataset in datasets:
+        own = dataset_graph(dataset.provider_id, dataset.identifier)
+        describing = [
+            name
+            for name, graph in graphs.items()
+            if name.startswith(provider_dataset_prefix(dataset.provider_id))
+            and graph.value(URIRef(dataset.iri), RDF.type) is not None
         ]
-        out[dataset.identifier] = catalogue.store.graph(graph_name)
+        assert describing == [own], dataset.identifier
+        out[dataset.identifier] = graphs[own]
     return out
 
 

@@ -8,9 +8,7 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
-import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,6 +31,7 @@ from catalogue.services.ingest import HarvestReport, harvest
 from catalogue.services.runtime import Catalogue, open_catalogue
 from harvesters import dicomweb
 from tests.conftest import EXACT, require
+from tests.services.process import free_port, stop, wait_until_answering
 
 pytestmark = pytest.mark.filterwarnings("ignore:Invalid value for VR UI")
 
@@ -68,12 +67,6 @@ int bind(int fd, const struct sockaddr *addr, socklen_t len) {
     return real(fd, addr, len);
 }
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def basic(user: str, password: str) -> str:
@@ -130,18 +123,13 @@ def orthanc(
     base = f"http://127.0.0.1:{port}"
     try:
         with httpx.Client(base_url=base, auth=(USER, PASSWORD), timeout=10) as client:
-            deadline = time.monotonic() + 30
-            while True:
-                if process.poll() is not None:
-                    pytest.fail(f"Orthanc exited: {(root / 'orthanc.log').read_text()[-2000:]}")
-                try:
-                    if client.get("/system").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail("Orthanc did not answer /system within 30 s")
-                time.sleep(0.2)
+            wait_until_answering(
+                process,
+                lambda: client.get("/system").status_code == 200,
+                "Orthanc",
+                root / "orthanc.log",
+                30,
+            )
             stored = []
             for name in get_testdata_files():
                 path = Path(name)
@@ -154,12 +142,7 @@ def orthanc(
         assert len(stored) > 40
         yield Orthanc(f"{base}/dicom-web", stored)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=20)
         log.close()
 
 

@@ -5,9 +5,7 @@ tests/conftest.py, so one server serves the whole session."""
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +16,7 @@ import pytest
 
 from catalogue.config import StoreSettings
 from tests.conftest import require
+from tests.services.process import free_port, stop, wait_until_answering
 
 PASSWORD = "VirtuosoTest73pw"  # letters and digits: +pwddba mangles some others
 MAX_ROWS = 12_000
@@ -62,12 +61,6 @@ Charset = UTF-8
 ResultSetMaxRows = {max_rows}
 MaxQueryExecutionTime = 120
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def binary() -> str | None:
@@ -150,29 +143,20 @@ class Virtuoso:
                 check=True,
             )
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 90
-        while True:
-            if self.process.poll() is not None:
-                pytest.fail(f"Virtuoso exited: {log.read_text()[-2000:]}")
-            try:
-                self.select("SELECT (1 AS ?one) WHERE {}")
-                return
-            except (httpx.HTTPError, ValueError):
-                pass
-            if time.monotonic() > deadline:
-                self.kill()
-                pytest.fail(f"Virtuoso did not answer at {self.url} within 90 s")
-            time.sleep(0.3)
+        try:
+            wait_until_answering(self.process, self._answers, f"Virtuoso at {self.url}", log, 90)
+        except BaseException:
+            self.kill()
+            raise
+
+    def _answers(self) -> bool:
+        self.select("SELECT (1 AS ?one) WHERE {}")
+        return True
 
     def stop(self) -> None:
         """Shut down cleanly (SIGTERM: Virtuoso checkpoints and exits)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=30)
+        if self.process is not None:
+            stop(self.process, timeout=60)
         self._close_log()
 
     def kill(self) -> None:

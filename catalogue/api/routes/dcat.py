@@ -60,7 +60,7 @@ def router() -> APIRouter:
     ) -> Response:
         """The whole catalogue in DCAT-AP, paged with a hydra:PartialCollectionView."""
         base = str(request.base_url)
-        graph = catalogue_page(_catalogue(request), base, page, page_size).graph
+        graph = catalogue_page(_catalogue(request), base, page, page_size)
         return rdf_response(graph, request)
 
     @routes.get("/datasets/{provider}/{identifier:path}", response_class=Response)
