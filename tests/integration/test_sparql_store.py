@@ -20,13 +20,8 @@ from catalogue.config import Settings, StoreSettings
 from catalogue.exceptions import ConfigError, StoreError
 from catalogue.services.runtime import open_catalogue
 from catalogue.store.sparql import SparqlGraphStore, http_client
-from tests.services.virtuoso import (
-    MAX_ROWS,
-    PASSWORD,
-    Virtuoso,
-    free_port,
-    launch,
-)
+from tests.services.process import free_port
+from tests.services.virtuoso import MAX_ROWS, PASSWORD, Virtuoso, launch
 
 EX = "http://example.org/"
 XSD = "http://www.w3.org/2001/XMLSchema#"
