@@ -22,7 +22,6 @@ from pydantic import Field, SecretStr
 from catalogue.domain.harvest import HarvestContext, HarvestSink, SourceConfig, SourceReport
 from catalogue.net.http import headers_field, plain_headers
 from harvesters.hydra import Listing, harvest_pages
-from harvesters.rdf_http import http_client
 
 
 class CkanSource(SourceConfig):
@@ -117,8 +116,7 @@ class CkanHarvester:
             headers=plain_headers(source.headers),
             max_pages=source.max_pages,
         )
-        with http_client(ctx) as http:
-            finished = harvest_pages(http, listing, ctx, sink, report)
+        finished = harvest_pages(ctx.http, listing, ctx, sink, report)
         if finished:
             CkanState(started, since_full).save(state_path)
         return report

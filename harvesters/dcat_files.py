@@ -22,7 +22,6 @@ from catalogue.domain.harvest import (
 from catalogue.exceptions import UnreadableSourceError
 from catalogue.net.http import headers_field, plain_headers
 from harvesters.hydra import Listing, harvest_pages
-from harvesters.rdf_http import http_client
 
 BATCH = 500
 """Datasets handed to the sink at once: the store loads one batch while the next is read."""
@@ -67,8 +66,7 @@ class DcatFileHarvester:
             listing = Listing(
                 source.url, None, plain_headers(source.headers), source.format, source.max_pages
             )
-            with http_client(ctx) as http:
-                harvest_pages(http, listing, ctx, sink, report)
+            harvest_pages(ctx.http, listing, ctx, sink, report)
             return report
         assert source.path is not None
         path = ctx.resolve(source.path)

@@ -29,7 +29,7 @@ from catalogue.domain.harvest import (
 )
 from catalogue.exceptions import UnreadableSourceError
 from catalogue.net.http import HttpClient, headers_field, plain_headers
-from harvesters.rdf_http import RDF_ACCEPT, http_client, parse_fetched
+from harvesters.rdf_http import RDF_ACCEPT, parse_fetched
 
 LDP = Namespace("http://www.w3.org/ns/ldp#")
 FDP = Namespace("https://w3id.org/fdp/fdp-o#")
@@ -65,8 +65,7 @@ class FdpHarvester:
     def harvest(self, source: SourceConfig, ctx: HarvestContext, sink: HarvestSink) -> SourceReport:
         assert isinstance(source, FdpSource)
         report = SourceReport(ctx.provider.id, ctx.source_id, source.kind)
-        with http_client(ctx) as http:
-            _Crawl(http, source, ctx, sink, report).run()
+        _Crawl(ctx.http, source, ctx, sink, report).run()
         return report
 
 

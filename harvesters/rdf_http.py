@@ -1,4 +1,4 @@
-"""RDF documents over HTTP: the Accept header, choosing the parser, and the sources' client.
+"""RDF documents over HTTP: the Accept header, choosing the parser, storing a page's datasets.
 
 The parser is chosen from the configured format, else the Content-Type, else the URL's suffix;
 rdf_io reads a body whose content plainly is another family as what it is (here with a warning,
@@ -8,16 +8,15 @@ page or an empty body is an error.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit
 
 from catalogue.dcat.rdf_io import RDF_SUFFIXES, content_format, guess_format, parse_rdf_triples
 from catalogue.dcat.terms import ParsedRdf
-from catalogue.domain.harvest import HarvestContext, HarvestedDataset, HarvestSink, SourceReport
+from catalogue.domain.harvest import HarvestedDataset, HarvestSink, SourceReport
 from catalogue.exceptions import UnreadableSourceError
-from catalogue.net.http import Fetched, HttpClient
+from catalogue.net.http import Fetched
 
 RDF_ACCEPT = (
     "text/turtle, application/n-triples;q=0.9, application/rdf+xml;q=0.8, "
@@ -41,16 +40,6 @@ MEDIA_FORMATS = {
 """rdflib format names of the RDF media types (others fall back to the suffix and the body)."""
 
 Warn = Callable[[str], None]
-
-
-@contextmanager
-def http_client(ctx: HarvestContext) -> Iterator[HttpClient]:
-    """The run's client, or a client of default settings closed afterwards."""
-    if ctx.http is not None:
-        yield ctx.http
-        return
-    with HttpClient() as client:
-        yield client
 
 
 def declared_format(fetched: Fetched) -> str | None:

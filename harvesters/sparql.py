@@ -16,7 +16,7 @@ from pydantic import Field, SecretStr, model_validator
 from catalogue.dcat.parser import iter_parsed_datasets
 from catalogue.domain.harvest import HarvestContext, HarvestSink, SourceConfig, SourceReport
 from catalogue.net.http import Fetched, HttpClient, headers_field, plain_headers
-from harvesters.rdf_http import RDF_ACCEPT, http_client, parse_fetched, put_page
+from harvesters.rdf_http import RDF_ACCEPT, parse_fetched, put_page
 
 PAGING = "{{paging}}"
 """Where `LIMIT n OFFSET m` goes in a query (removed when there is no `page_size`)."""
@@ -83,22 +83,22 @@ class SparqlHarvester:
         report = SourceReport(ctx.provider.id, ctx.source_id, source.kind)
         template = source.query or DEFAULT_QUERY
         listed: set[str] = set()
-        with http_client(ctx) as http:
-            for number in range(source.max_pages):
-                paging = ""
-                if source.page_size is not None:
-                    paging = f"LIMIT {source.page_size} OFFSET {number * source.page_size}"
-                fetched = _ask(http, source, template.replace(PAGING, paging))
-                parsed = parse_fetched(fetched, report.warn, empty_ok=True)
-                found = list(iter_parsed_datasets(parsed, ctx.provider.id))
-                new = put_page(sink, found, listed, report)
-                if source.page_size is None or len(found) < source.page_size:
-                    return report
-                if not new:
-                    report.incomplete(
-                        f"{source.url}: page {number + 1} brought no new dataset; paging stopped"
-                    )
-                    return report
+        http = ctx.http
+        for number in range(source.max_pages):
+            paging = ""
+            if source.page_size is not None:
+                paging = f"LIMIT {source.page_size} OFFSET {number * source.page_size}"
+            fetched = _ask(http, source, template.replace(PAGING, paging))
+            parsed = parse_fetched(fetched, report.warn, empty_ok=True)
+            found = list(iter_parsed_datasets(parsed, ctx.provider.id))
+            new = put_page(sink, found, listed, report)
+            if source.page_size is None or len(found) < source.page_size:
+                return report
+            if not new:
+                report.incomplete(
+                    f"{source.url}: page {number + 1} brought no new dataset; paging stopped"
+                )
+                return report
         report.incomplete(f"{source.url}: stopped at max_pages={source.max_pages}; paging stopped")
         return report
 

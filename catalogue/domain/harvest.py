@@ -67,7 +67,7 @@ class HarvestContext:
     source_id: str
     pseudonymise: Pseudonymiser
     base_dir: Path
-    http: HttpClient | None = None
+    http: HttpClient
     """The run's HTTP client, through which every request of a harvester goes."""
 
     def resolve(self, path: Path) -> Path:

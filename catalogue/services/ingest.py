@@ -110,7 +110,7 @@ def _harvest_source(
     position: int,
     pseudonymiser: Pseudonymiser,
     written: dict[str, Dataset],
-    http: HttpClient | None = None,
+    http: HttpClient,
 ) -> SourceReport:
     catalogue = run.catalogue
     source = provider.sources[position]
