@@ -1,13 +1,16 @@
 """The catalogue back out as DCAT-AP: a Hydra-paged catalogue and one dataset at a time.
 
 Graphs come from the store as the providers described them (the source of truth), so harvesting
-this export with the `dcat` harvester gives isomorphic dataset graphs.
+this export with the `dcat` harvester gives isomorphic dataset graphs. The stores keep numbers by
+value and Oxigraph (like Virtuoso) types every integer `xsd:integer`: drift normalisation gives
+the profiles' counts and flags their datatype back before a graph is served.
 """
 
 from __future__ import annotations
 
 from rdflib import Graph, Literal, Namespace, URIRef
 
+from catalogue.dcat.drift import normalise
 from catalogue.dcat.namespaces import DCAT, DCTERMS, RDF, XSD
 from catalogue.dcat.parser import dataset_nodes
 from catalogue.dcat.serialiser import bind_prefixes
@@ -32,7 +35,7 @@ def catalogue_page(catalogue: Catalogue, base: str, page: int, page_size: int) -
     graph.add((node, RDF.type, DCAT.Catalog))
     graph.add((node, DCTERMS.title, Literal("Cancer imaging catalogue", lang="en")))
     for name in names[(page - 1) * page_size : page * page_size]:
-        stored = catalogue.store.graph(name)
+        stored = _stored(catalogue, name)
         graph += stored
         for dataset in dataset_nodes(stored):
             graph.add((node, DCAT.dataset, dataset))
@@ -55,7 +58,12 @@ def catalogue_page(catalogue: Catalogue, base: str, page: int, page_size: int) -
 
 def dataset_description(catalogue: Catalogue, provider_id: str, identifier: str) -> Graph:
     """One dataset's stored description; QueryError when the catalogue has no such dataset."""
-    graph = catalogue.store.graph(dataset_graph(provider_id, identifier))
+    graph = _stored(catalogue, dataset_graph(provider_id, identifier))
     if not len(graph):
         raise QueryError(f"no dataset {identifier!r} at provider {provider_id!r}")
     return bind_prefixes(graph)
+
+
+def _stored(catalogue: Catalogue, name: str) -> Graph:
+    """A stored description with the datatypes the profiles declare (see the module doc)."""
+    return normalise(catalogue.store.graph(name))[0]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
-from rdflib import Graph, URIRef
+from rdflib import Graph, Literal, URIRef
 from rdflib.compare import isomorphic
 
 from catalogue.api.app import create_app
@@ -118,3 +118,37 @@ def test_one_dataset_and_negotiation(client: TestClient) -> None:
     assert preferred.headers["content-type"].startswith("application/ld+json")
     assert client.get("/datasets/p0/nope").status_code == 404
     assert client.get("/catalog?page=0").status_code == 422
+
+
+COUNTED = """
+@prefix dcat: <http://www.w3.org/ns/dcat#> .
+@prefix dct: <http://purl.org/dc/terms/> .
+@prefix healthdcatap: <http://healthdataportal.eu/ns/health#> .
+@prefix xsd: <http://www.w3.org/2001/XMLSchema#> .
+
+<https://example.org/ds/counted> a dcat:Dataset ;
+    dct:title "Counted"@en ;
+    dct:issued "2024-01-02T03:04:05Z"^^xsd:dateTime ;
+    healthdcatap:numberOfRecords "120"^^xsd:nonNegativeInteger ;
+    healthdcatap:numberOfUniqueIndividuals "40"^^xsd:nonNegativeInteger ;
+    healthdcatap:hasStructuredData "true"^^xsd:boolean ;
+    dcat:distribution [ a dcat:Distribution ; dcat:byteSize "2048"^^xsd:nonNegativeInteger ] .
+"""
+
+
+def test_the_export_serves_the_datatypes_and_dates_the_source_gave(
+    tmp_path: Path, catalogue: Catalogue
+) -> None:
+    source = tmp_path / "counted.ttl"
+    source.write_text(COUNTED)
+    (tmp_path / "providers.yaml").write_text(
+        "providers:\n" + one_source("h", f"kind: dcat\n        path: {source}")
+    )
+    assert harvest(catalogue, load_providers(tmp_path / "providers.yaml")).ok
+    raw = Graph().parse(data=COUNTED, format="turtle")
+    expected = {(p, o.datatype, str(o)) for _, p, o in raw if isinstance(o, Literal) and o.datatype}
+    with TestClient(create_app(catalogue.settings, catalogue=catalogue)) as client:
+        served = client.get("/datasets/h/https://example.org/ds/counted")
+    graph = Graph().parse(data=served.text, format="turtle")
+    got = {(p, o.datatype, str(o)) for _, p, o in graph if isinstance(o, Literal) and o.datatype}
+    assert got == expected
