@@ -18,10 +18,38 @@ from catalogue.net.http import HttpSettings
 
 
 class DisclosureSettings(BaseModel):
-    """Disclosure control; threshold 1 and rounding 1 give exact counts (trusted use, tests)."""
+    """Disclosure control (docs/privacy.md). Threshold 1, rounding 1, `publish_zero`, no noise,
+    no budget and no differencing check give exact counts (trusted deployments, tests)."""
 
-    threshold: int = Field(default=10, ge=1)
-    rounding: int = Field(default=5, ge=1)
+    threshold: int = Field(default=10, ge=1, description="counts 1..threshold-1 are suppressed")
+    rounding: int = Field(default=5, ge=1, description="published counts are multiples of it")
+    publish_zero: bool = Field(
+        default=False, description="publish an exact zero as 0 (else it is suppressed like 1..k-1)"
+    )
+    epsilon: float | None = Field(
+        default=1.0,
+        gt=0,
+        description="Laplace noise: the privacy loss one feasibility query may spend, split "
+        "between the tables it publishes; None publishes without noise",
+    )
+    budget_daily: float | None = Field(
+        default=50.0, gt=0, description="epsilon a user may spend per project and UTC day"
+    )
+    budget_total: float | None = Field(
+        default=1000.0, gt=0, description="epsilon a user may spend per project in all"
+    )
+    differencing: bool = Field(
+        default=True,
+        description="suppress a cell whose subjects differ from a cell the same user was "
+        "published before by 1..threshold-1 subjects",
+    )
+    differencing_window_days: int = Field(default=90, ge=1)
+    max_strata_cells: int = Field(default=5000, ge=1)
+
+    @property
+    def exact(self) -> bool:
+        """Whether counts are published as they are."""
+        return self.threshold <= 1 and self.rounding <= 1 and self.epsilon is None
 
 
 class StoreSettings(BaseModel):

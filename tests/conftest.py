@@ -12,7 +12,15 @@ from catalogue.config import DisclosureSettings, Settings, load_providers
 from catalogue.services.ingest import HarvestReport, harvest
 from catalogue.services.runtime import Catalogue, open_catalogue
 
-EXACT = DisclosureSettings(threshold=1, rounding=1)
+EXACT = DisclosureSettings(
+    threshold=1,
+    rounding=1,
+    publish_zero=True,
+    epsilon=None,
+    budget_daily=None,
+    budget_total=None,
+    differencing=False,
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

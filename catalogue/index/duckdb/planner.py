@@ -1,0 +1,124 @@
+"""What the compiler needs to know of the data: per-value subject counts, to start a query from
+its most selective criterion, and the values a strata table has cells for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from itertools import product
+
+import duckdb
+
+from catalogue.domain.cohort import Criterion, SeriesCriteria, Stratum
+from catalogue.index.duckdb.compiler import Scope
+
+_COUNTED = ("modality", "body_part", "manufacturer", "model")
+_UNKNOWN = 0.5
+"""The share assumed for a criterion the statistics say nothing of (ranges, years, ages)."""
+
+SEXES: tuple[str | None, ...] = ("F", "M", "O", "U")
+AGE_BANDS: tuple[str | None, ...] = (
+    *(f"{low}-{low + 9}" for low in range(0, 100, 10)),
+    "100+",
+    None,
+)
+
+
+@dataclass
+class Statistics:
+    """Distinct subjects per value of the coded columns, over the whole index."""
+
+    subjects: int = 0
+    by_value: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, con: duckdb.DuckDBPyConnection) -> Statistics:
+        total = con.execute("SELECT count(DISTINCT (provider, subject)) FROM series").fetchone()
+        selects = " UNION ALL ".join(
+            f"SELECT '{c}', {c}, count(DISTINCT (provider, subject)) FROM series "
+            f"WHERE {c} IS NOT NULL GROUP BY {c}"
+            for c in _COUNTED
+        )
+        stats = cls(subjects=int(total[0]) if total else 0)
+        for column, value, n in con.execute(selects).fetchall():
+            stats.by_value.setdefault(str(column), {})[str(value)] = int(n)
+        return stats
+
+    def _values(self, column: str, values: tuple[str, ...]) -> float:
+        if not self.subjects:
+            return 1.0
+        known = self.by_value.get(column, {})
+        return min(1.0, sum(known.get(v, 0) for v in values) / self.subjects)
+
+    def _series(self, item: SeriesCriteria) -> float:
+        share = 1.0
+        for column in _COUNTED:
+            values = getattr(item, column)
+            if values:
+                share = min(share, self._values(column, values))
+        numeric = (
+            item.slice_thickness_min,
+            item.slice_thickness_max,
+            item.field_strength_min,
+            item.field_strength_max,
+            item.contrast,
+        )
+        if any(v is not None for v in numeric) or item.has_annotation:
+            share = min(share, _UNKNOWN)
+        return share
+
+    def share(self, node: Criterion, component: int) -> float:
+        """An upper estimate of the share of subjects having a row that meets the leaf's
+        condition (for a study leaf, the condition of its most selective part)."""
+        del component
+        if node.series is not None:
+            return self._series(node.series)
+        if node.study is not None:
+            study = node.study
+            parts = [self._values("modality", (m,)) for m in study.modalities]
+            parts.extend(self._series(item) for item in study.series)
+            return min(parts, default=_UNKNOWN)
+        return _UNKNOWN
+
+
+def strata_domain(
+    con: duckdb.DuckDBPyConnection, dims: tuple[Stratum, ...], scope: Scope
+) -> list[tuple[str | None, ...]]:
+    """Every combination of the dimensions' values in scope, whatever the criteria: the cells a
+    table lists must not depend on who matched."""
+    axes: list[tuple[str | None, ...]] = []
+    for dim in dims:
+        if dim is Stratum.SEX:
+            axes.append(SEXES)
+        elif dim is Stratum.AGE_BAND:
+            axes.append(AGE_BANDS)
+        else:
+            column = {
+                Stratum.MODALITY: "modality",
+                Stratum.BODY_PART: "body_part",
+                Stratum.YEAR: "CAST(study_year AS VARCHAR)",
+            }[dim]
+            where, params = _scope_sql(scope)
+            rows = con.execute(
+                f"SELECT DISTINCT {column} AS v FROM series AS s WHERE {where} "
+                "ORDER BY v NULLS LAST",
+                params,
+            ).fetchall()
+            axes.append(tuple(None if r[0] is None else str(r[0]) for r in rows))
+    return list(product(*axes))
+
+
+def _scope_sql(scope: Scope) -> tuple[str, list[object]]:
+    if scope.empty:
+        return "FALSE", []
+    parts: list[str] = ["TRUE"]
+    params: list[object] = []
+    if scope.providers:
+        params.append(list(scope.providers))
+        parts.append(f"list_contains(${len(params)}, s.provider)")
+    if scope.datasets:
+        params.append(list(scope.datasets))
+        parts.append(f"list_contains(${len(params)}, s.dataset)")
+    if scope.pairs:
+        params.append([f"{p}\x1f{d}" for p, d in scope.pairs])
+        parts.append(f"list_contains(${len(params)}, s.provider || chr(31) || s.dataset)")
+    return " AND ".join(parts), params
