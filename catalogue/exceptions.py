@@ -40,3 +40,8 @@ class StoreError(CatalogueError):
 
 class QueryError(CatalogueError):
     """A search or feasibility query is invalid (unknown provider, bad range...)."""
+
+
+class PrivacyBudgetError(QueryError):
+    """A feasibility query would exceed the user's daily or total privacy budget for a project;
+    the message says which, how much is left and when the daily budget renews."""

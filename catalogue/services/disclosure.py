@@ -1,15 +1,43 @@
-"""Disclosure control: the one place an exact count becomes a publishable one.
+"""Disclosure control: the one place an exact count becomes a publishable one (docs/privacy.md).
 
-Pure functions, no I/O. A count from 1 to threshold-1 is suppressed (no value); any other count
-is rounded to the nearest multiple of `rounding` (halves up), and never below the threshold.
-With threshold 1 and rounding 1 counts are exact (trusted deployments and tests).
+Pure functions, no I/O.
+
+- `disclose` (dataset summaries): a count from 1 to threshold-1 is suppressed, zero is published
+  only with `publish_zero`, any other count is rounded to the nearest multiple of `rounding`
+  (halves up) and never published below the threshold.
+- `publish` (feasibility answers): the same rules on every cell of an answer, with deterministic
+  Laplace noise keyed by the counted set (`noise.laplace_noise`), suppression of the cells the
+  differencing check flagged, and complementary suppression, so that no suppressed cell is a
+  published parent minus its published children.
+
+With threshold 1, rounding 1, `publish_zero` and no epsilon counts are exact (trusted use, tests).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Literal, NamedTuple
 
 from catalogue.config import DisclosureSettings
+from catalogue.domain.cohort import CellEvidence, ExactCounts
+from catalogue.services.noise import laplace_noise
+
+__all__ = [
+    "CellInput",
+    "DisclosedCount",
+    "Group",
+    "PublishedCell",
+    "Reason",
+    "disclose",
+    "laplace_noise",
+    "publish",
+]
+
+Reason = Literal["small", "zero", "complementary", "differencing", "noise"]
+Kind = Literal["subjects", "studies", "series"]
+KINDS: tuple[Kind, ...] = ("subjects", "studies", "series")
 
 
 @dataclass(frozen=True)
@@ -19,19 +47,136 @@ class DisclosedCount:
     value: int | None
     suppressed: bool
     precision: str
+    reason: Reason | None = None
+    """Why it is suppressed: 1..threshold-1 ("small"), an unpublished zero ("zero"), to protect
+    another cell ("complementary"), close to an earlier answer ("differencing"), or its noisy
+    value fell below the threshold ("noise"); None when published."""
+
+
+class PublishedCell(NamedTuple):
+    """The disclosed subjects, studies and series of one cell."""
+
+    subjects: DisclosedCount
+    studies: DisclosedCount
+    series: DisclosedCount
+
+
+CellInput = tuple[ExactCounts, CellEvidence]
+"""A cell's exact counts and the evidence (fingerprints) its noise is keyed by."""
+
+Group = tuple[str, Sequence[str]]
+"""(parent key, child keys): the parent's count is (about) the sum of its children's."""
+
+
+def precision(rules: DisclosureSettings, scale: float | None = None) -> str:
+    """How counts are published under `rules` with Laplace noise of `scale` (None: no noise)."""
+    exact = rules.threshold <= 1 and rules.rounding <= 1
+    rounded = "exact" if exact else f"rounded to {rules.rounding}"
+    if scale is None:
+        return rounded
+    return f"noised (Laplace scale {scale:g}), rounded to {rules.rounding}"
+
+
+def _suppressed(text: str, reason: Reason) -> DisclosedCount:
+    return DisclosedCount(value=None, suppressed=True, precision=text, reason=reason)
+
+
+def _one(count: int, rules: DisclosureSettings, text: str, noise: float | None) -> DisclosedCount:
+    """One count under the rules; `noise` (None: none) is added before rounding."""
+    if count < 0:
+        raise ValueError("a count cannot be negative")
+    if count == 0:
+        return DisclosedCount(0, False, text) if rules.publish_zero else _suppressed(text, "zero")
+    if count < rules.threshold:
+        return _suppressed(text, "small")
+    step = rules.rounding
+    if noise is None:
+        rounded = (count + step // 2) // step * step
+    else:
+        rounded = math.floor((count + noise) / step + 0.5) * step
+        if rounded < rules.threshold:
+            return _suppressed(text, "noise")
+    floor = -(-rules.threshold // step) * step  # the smallest multiple of step >= threshold
+    return DisclosedCount(value=max(rounded, floor), suppressed=False, precision=text)
 
 
 def disclose(count: int, rules: DisclosureSettings) -> DisclosedCount:
-    """Apply the threshold and rounding rules to one exact count."""
-    if count < 0:
-        raise ValueError("a count cannot be negative")
-    exact = rules.threshold <= 1 and rules.rounding <= 1
-    precision = "exact" if exact else f"rounded to {rules.rounding}"
-    if count == 0:
-        return DisclosedCount(value=0, suppressed=False, precision=precision)
-    if count < rules.threshold:
-        return DisclosedCount(value=None, suppressed=True, precision=precision)
-    step = rules.rounding
-    rounded = (count + step // 2) // step * step
-    floor = -(-rules.threshold // step) * step  # the smallest multiple of step >= threshold
-    return DisclosedCount(value=max(rounded, floor), suppressed=False, precision=precision)
+    """Apply the threshold, zero and rounding rules (no noise) to one exact count."""
+    return _one(count, rules, precision(rules), None)
+
+
+def publish(
+    cells: Mapping[str, CellInput],
+    groups: Sequence[Group],
+    rules: DisclosureSettings,
+    secret: bytes,
+    tables: int,
+    flagged: Collection[str] = (),
+) -> dict[str, PublishedCell]:
+    """Disclose every cell of a feasibility answer that publishes `tables` tables.
+
+    Each count gets noise of scale tables / epsilon keyed by its set's fingerprint, is rounded,
+    and is suppressed when exact 1..threshold-1 (always), an exact zero without `publish_zero`,
+    or noisy below the threshold; a cell whose subjects are suppressed is suppressed whole, and
+    so is a `flagged` one. Then, in every group whose parent is published, a lone suppressed
+    non-zero child is protected by also suppressing the published non-zero child with the
+    smallest exact count (or, if there is none, the parent), until nothing changes."""
+    if tables < 1:
+        raise ValueError("an answer publishes at least one table")
+    scale = None if rules.epsilon is None else tables / rules.epsilon
+    text = precision(rules, scale)
+    out: dict[str, dict[Kind, DisclosedCount]] = {}
+    for key, (counts, evidence) in cells.items():
+        prints = {
+            "subjects": evidence.subject_fp,
+            "studies": evidence.study_fp,
+            "series": evidence.series_fp,
+        }
+        row: dict[Kind, DisclosedCount] = {}
+        for kind in KINDS:
+            noise = None
+            if scale is not None:
+                noise = laplace_noise(secret, kind, prints[kind], scale)
+            row[kind] = _one(getattr(counts, kind), rules, text, noise)
+        out[key] = row
+        if key in flagged:
+            _suppress(row, "subjects", "differencing")
+        elif row["subjects"].reason is not None:
+            _suppress(row, "subjects", row["subjects"].reason)
+    _complementary(out, cells, groups)
+    return {key: PublishedCell(**row) for key, row in out.items()}
+
+
+def _suppress(row: dict[Kind, DisclosedCount], kind: Kind, reason: Reason) -> None:
+    """Suppress a count that is published (and with subjects, the whole cell)."""
+    for k in KINDS if kind == "subjects" else (kind,):
+        if not row[k].suppressed:
+            row[k] = replace(row[k], value=None, suppressed=True, reason=reason)
+
+
+def _complementary(
+    out: dict[str, dict[Kind, DisclosedCount]],
+    cells: Mapping[str, CellInput],
+    groups: Sequence[Group],
+) -> None:
+    """Complementary suppression over `groups`, iterated until stable (zeros do not protect)."""
+
+    def exact(key: str, kind: Kind) -> int:
+        return int(getattr(cells[key][0], kind))
+
+    changed = True
+    while changed:
+        changed = False
+        for parent, members in groups:
+            children = [c for c in dict.fromkeys(members) if c != parent]
+            for kind in KINDS:
+                if out[parent][kind].suppressed:
+                    continue
+                nonzero = [c for c in children if exact(c, kind) > 0]
+                hidden = [c for c in nonzero if out[c][kind].suppressed]
+                if len(hidden) != 1:
+                    continue
+                shown = [(exact(c, kind), c) for c in nonzero if not out[c][kind].suppressed]
+                victim = min(shown)[1] if shown else parent
+                _suppress(out[victim], kind, "complementary")
+                changed = True

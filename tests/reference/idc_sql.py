@@ -1,48 +1,78 @@
-"""Reference feasibility counts in plain DuckDB SQL straight over idc_index.parquet.
+"""Reference feasibility counts over the raw idc_index.parquet: plain DuckDB SQL per leaf,
+then Python set algebra (docs/feasibility.md).
 
 Independent of the catalogue's harvest, pseudonyms and cohort index: it reads the raw IDC
-series table and the demo's collections.csv, and shares only the query model. Semantics:
+series table and the demo's collections.csv, and shares only the query model.
+
+The rows (parsed once per connection into a TEMP table):
 
 - The provider of a row is the collections.csv mapping of its collection_id; rows whose
   collection is not mapped, and rows with a NULL or empty PatientID, StudyInstanceUID,
   SeriesInstanceUID or collection_id, are ignored.
-- A subject is (provider, PatientID), a study is (provider, StudyInstanceUID); each row is one
-  series.
+- A subject is (provider, PatientID), a study (provider, PatientID, StudyInstanceUID); each row
+  is one series.
 - Row sex is upper(trim(PatientSex)) when F, M or O, else U. Subject sex is the one distinct
   non-U sex of all the subject's rows in the provider (whatever the query scope), else U.
 - Row age is whole years from PatientAge matching ^\\s*(\\d{1,3})\\s*([DWMYdwmy])\\s*$:
   Y -> n, M -> n // 12, W -> floor(n * 7 / 365.25), D -> floor(n / 365.25); above 150, or
   not matching, it is NULL.
-- Modality and body part are compared with whitespace runs collapsed and upper-cased,
-  manufacturer with whitespace collapsed and lower-cased (the query is normalised first).
-- Scope: provider in datasets.providers and collection_id in datasets.datasets (each only when
-  non-empty).
-- A subject matches when its subject sex is in subject.sex (if non-empty); when an age bound is
-  given, one in-scope row has a non-NULL age within [age_min, age_max] (None is open); and for
-  every series item one in-scope row matches all the item's non-empty fields.
-- Studies are distinct studies and series are rows, among the in-scope rows of matching
-  subjects that match at least one series item (every in-scope row when there are no items).
-- by_provider has every provider with in-scope rows (zeros included); total is their sum.
-- by_dataset has every in-scope (provider, collection) with rows, each evaluated with the scope
-  narrowed to that one collection (subject sex stays the provider-level one).
+- The study year is the first four characters of StudyDate when they are digits and make a
+  year in 1800..2200, else NULL.
+- Modality and body part have whitespace runs collapsed and are upper-cased, manufacturer and
+  model (ManufacturerModelName) have whitespace collapsed and are lower-cased; empty is NULL.
+  An annotation row is one of modality SEG, RTSTRUCT or SR.
+- IDC has no ReferencedSeriesUID, SliceThickness, MagneticFieldStrength or ContrastBolusAgent:
+  an annotation's annotated series is unknown (so it annotates every other row of its study),
+  slice-thickness and field-strength bounds never hold, and no contrast is ever recorded
+  (`contrast: false` holds for every row, `contrast: true` for none). IDC supplies no
+  diagnoses (a diagnosis leaf holds for nobody).
 
-Formulation: every in-scope row is listed once per "cell" it counts in (its provider, with the
-empty string as the cell, and its collection); each criterion yields the set of
-(provider, cell, patient) meeting it, and the matching subjects are the INTERSECT of those sets.
-Whitespace is RE2's \\s (ASCII), which is what the IDC values need.
+Formulation: every in-scope row is listed once per cell it belongs to: its provider (the cell
+'') and its collection (the cell is the collection_id). Each leaf of the normalised tree is one
+SQL query giving the set of (provider, cell, patient) it holds for; the tree is then evaluated
+with Python sets: allOf is the intersection, anyOf the union, not the in-scope subjects of the
+cell minus the child. Counted rows are, likewise, the union of the (row, cell) sets each
+positive leaf selects by SQL (or every row when there is none), restricted to the matching
+subjects; studies, series and strata are counted over them by SQL.
 """
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
 
-from catalogue.domain.cohort import CohortQuery, ExactCounts, ExactResult, SeriesCriteria
+from catalogue.domain.cohort import (
+    CohortQuery,
+    Criterion,
+    ExactCounts,
+    ExactResult,
+    SeriesCriteria,
+    StrataTable,
+    StratumCell,
+    Stratum,
+    StudyCriteria,
+    SubjectCriteria,
+)
 
-_ROWS = r"""
-provider_of AS (
+Key = tuple[str, str, str]
+"""(provider, cell, patient): a subject in a cell; the cell is '' for the provider cell."""
+
+SEXES: tuple[str, ...] = ("F", "M", "O", "U")
+AGE_BANDS: tuple[str | None, ...] = (
+    *(f"{low}-{low + 9}" for low in range(0, 100, 10)),
+    "100+",
+    None,
+)
+
+_PARSE = r"""
+CREATE TEMP TABLE {rows} AS
+WITH provider_of AS (
     SELECT collection_id, provider_id
     FROM read_csv($collections, header = true, all_varchar = true)
 ),
@@ -52,14 +82,21 @@ parsed AS (
         s.collection_id AS dataset,
         s.PatientID AS patient,
         s.StudyInstanceUID AS study,
+        s.SeriesInstanceUID AS series,
         CASE WHEN upper(trim(s.PatientSex)) IN ('F', 'M', 'O') THEN upper(trim(s.PatientSex))
              ELSE 'U' END AS sex,
         regexp_extract(
             s.PatientAge, '^\s*(\d{1,3})\s*([DWMYdwmy])\s*$', ['number', 'unit']
         ) AS age_text,
-        upper(trim(regexp_replace(s.Modality, '\s+', ' ', 'g'))) AS modality,
-        upper(trim(regexp_replace(s.BodyPartExamined, '\s+', ' ', 'g'))) AS body_part,
-        lower(trim(regexp_replace(s.Manufacturer, '\s+', ' ', 'g'))) AS manufacturer
+        CASE WHEN regexp_matches(trim(s.StudyDate), '^[0-9]{4}')
+             THEN CAST(substr(trim(s.StudyDate), 1, 4) AS INTEGER) END AS year_number,
+        nullif(upper(trim(regexp_replace(s.Modality, '\s+', ' ', 'g'))), '') AS modality,
+        nullif(upper(trim(regexp_replace(s.BodyPartExamined, '\s+', ' ', 'g'))), '')
+            AS body_part,
+        nullif(lower(trim(regexp_replace(s.Manufacturer, '\s+', ' ', 'g'))), '')
+            AS manufacturer,
+        nullif(lower(trim(regexp_replace(s.ManufacturerModelName, '\s+', ' ', 'g'))), '')
+            AS model
     FROM read_parquet($parquet) AS s
     JOIN provider_of AS p ON p.collection_id = s.collection_id
     WHERE coalesce(s.PatientID, '') <> ''
@@ -69,187 +106,366 @@ parsed AS (
 ),
 aged AS (
     SELECT
-        * EXCLUDE (age_text),
+        * EXCLUDE (age_text, year_number),
         CASE upper(age_text.unit)
             WHEN 'Y' THEN try_cast(age_text.number AS INTEGER)
             WHEN 'M' THEN try_cast(age_text.number AS INTEGER) // 12
             WHEN 'W' THEN CAST(floor(try_cast(age_text.number AS INTEGER) * 7 / 365.25) AS INTEGER)
             WHEN 'D' THEN CAST(floor(try_cast(age_text.number AS INTEGER) / 365.25) AS INTEGER)
-        END AS age_years
+        END AS age_years,
+        CASE WHEN year_number BETWEEN 1800 AND 2200 THEN year_number END AS study_year
     FROM parsed
-),
-series_rows AS {materialized}(
-    SELECT * EXCLUDE (age_years), CASE WHEN age_years <= 150 THEN age_years END AS age
-    FROM aged
-)"""
+)
+SELECT
+    CAST(row_number() OVER () AS BIGINT) AS rid,
+    * EXCLUDE (age_years),
+    CASE WHEN age_years <= 150 THEN age_years END AS age,
+    coalesce(modality IN ('SEG', 'RTSTRUCT', 'SR'), FALSE) AS is_annotation
+FROM aged
+"""
+
+_SUBJECT_SEX = """
+CREATE TEMP TABLE {sexes} AS
+SELECT provider, patient,
+       CASE WHEN len(known) = 1 THEN known[1] ELSE 'U' END AS sex
+FROM (
+    SELECT provider, patient, list_distinct(list(sex) FILTER (WHERE sex <> 'U')) AS known
+    FROM {rows} GROUP BY provider, patient
+)
+"""
+
+_CELLS = """
+CREATE OR REPLACE TEMP VIEW ref_cells AS
+SELECT r.*, '' AS cell FROM {rows} AS r JOIN ref_scope USING (provider, dataset)
+UNION ALL
+SELECT r.*, r.dataset AS cell FROM {rows} AS r JOIN ref_scope USING (provider, dataset)
+"""
+
+
+class _Tables:
+    """The names of one connection's parsed tables of one (parquet, collections) pair."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, parquet: Path, csv: Path) -> None:
+        digest = hashlib.sha1(f"{parquet}\0{csv}".encode()).hexdigest()[:12]
+        self.rows = f"ref_rows_{digest}"
+        self.sexes = f"ref_sexes_{digest}"
+        found = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name = $name",
+            {"name": self.sexes},
+        ).fetchone()
+        if not found or not found[0]:
+            params = {"parquet": str(parquet), "collections": str(csv)}
+            con.execute(_PARSE.replace("{rows}", self.rows), params)
+            con.execute(_SUBJECT_SEX.replace("{rows}", self.rows).replace("{sexes}", self.sexes))
+        rows = con.execute(f"SELECT DISTINCT provider, dataset FROM {self.rows}").fetchall()
+        self.pairs = sorted((str(p), str(d)) for p, d in rows)
 
 
 class _Sql:
-    """Accumulates named parameters while the query text is put together."""
+    """Accumulates named parameters while a query text is put together."""
 
-    def __init__(self, parquet: Path, collections_csv: Path) -> None:
-        self.params: dict[str, Any] = {
-            "parquet": str(parquet),
-            "collections": str(collections_csv),
-        }
+    def __init__(self) -> None:
+        self.params: dict[str, Any] = {}
 
-    def bind(self, name: str, value: Any) -> str:
+    def bind(self, value: Any) -> str:
+        name = f"p{len(self.params)}"
         self.params[name] = value
         return f"${name}"
 
-    def one_of(self, column: str, name: str, values: tuple[str, ...]) -> str:
-        return f"{column} IN (SELECT unnest({self.bind(name, list(values))}))"
+    def one_of(self, column: str, values: Iterable[Any]) -> str:
+        return f"list_contains({self.bind(list(values))}, {column})"
 
 
-def _item_predicate(sql: _Sql, index: int, item: SeriesCriteria, alias: str) -> str:
-    """The row predicate of one series item: every non-empty field holds."""
-    parts = []
-    for field, values in (
+def _bounds(sql: _Sql, column: str, low: float | None, high: float | None) -> list[str]:
+    parts = [f"{column} IS NOT NULL"]
+    if low is not None:
+        parts.append(f"{column} >= {sql.bind(low)}")
+    if high is not None:
+        parts.append(f"{column} <= {sql.bind(high)}")
+    return parts
+
+
+def _series_predicate(sql: _Sql, item: SeriesCriteria, u: str) -> str:
+    """Whether row `u` (of ref_cells) meets a series item."""
+    parts = ["TRUE"]
+    for column, values in (
         ("modality", item.modality),
         ("body_part", item.body_part),
         ("manufacturer", item.manufacturer),
+        ("model", item.model),
     ):
         if values:
-            parts.append(sql.one_of(f"{alias}.{field}", f"item{index}_{field}", values))
+            parts.append(sql.one_of(f"{u}.{column}", values))
+    # No slice thickness, field strength or contrast agent in IDC.
+    measured = (
+        item.slice_thickness_min,
+        item.slice_thickness_max,
+        item.field_strength_min,
+        item.field_strength_max,
+    )
+    if any(v is not None for v in measured) or item.contrast is True:
+        parts.append("FALSE")
+    if item.has_annotation:
+        kinds = sql.one_of("a.modality", (k.value for k in item.has_annotation))
+        parts.append(f"""EXISTS (
+            SELECT 1 FROM ref_cells AS a
+            WHERE a.provider = {u}.provider AND a.cell = {u}.cell AND a.patient = {u}.patient
+              AND a.study = {u}.study AND a.rid <> {u}.rid AND a.is_annotation AND {kinds}
+        )""")
     return "(" + " AND ".join(parts) + ")"
 
 
-def build_reference_sql(
-    parquet: Path, collections_csv: Path, query: CohortQuery
-) -> tuple[str, dict[str, Any]]:
-    """The reference SQL and its named parameters for a normalised query."""
-    sql = _Sql(parquet, collections_csv)
-    scope = query.datasets
-    in_scope = ["TRUE"]
-    provider_only = ["TRUE"]
-    if scope.providers:
-        in_scope.append(sql.one_of("provider", "providers", scope.providers))
-        provider_only.append(in_scope[-1])
-    if scope.datasets:
-        in_scope.append(sql.one_of("dataset", "datasets", scope.datasets))
+def _study_grouped(sql: _Sql, leaf: StudyCriteria) -> str:
+    """Per (provider, cell, patient, study) of ref_cells, whether that study meets the leaf."""
+    flags = []
+    if leaf.year_min is not None or leaf.year_max is not None:
+        year = " AND ".join(_bounds(sql, "u.study_year", leaf.year_min, leaf.year_max))
+        flags.append(f"bool_or({year})")
+    for modality in leaf.modalities:
+        flags.append(f"bool_or(u.modality = {sql.bind(modality)})")
+    for item in leaf.series:
+        flags.append(f"bool_or({_series_predicate(sql, item, 'u')})")
+    met = " AND ".join(flags) or "TRUE"
+    return f"""
+        SELECT u.provider, u.cell, u.patient, u.study, {met} AS met
+        FROM ref_cells AS u GROUP BY u.provider, u.cell, u.patient, u.study"""
 
-    # Subject sex reads beyond the dataset scope, so the parsed rows are then used twice.
-    materialized = "MATERIALIZED " if query.subject.sex else ""
-    ctes = [
-        _ROWS.replace("{materialized}", materialized),
-        f"""
-scoped AS MATERIALIZED (
-    SELECT provider, dataset, patient, study, age, modality, body_part, manufacturer
-    FROM series_rows WHERE {" AND ".join(in_scope)}
-),
-in_scope AS (SELECT DISTINCT provider, dataset, patient FROM scoped)""",
-    ]
-    sets = ["in_scope"]
 
-    if query.subject.sex:
-        sexes = tuple(s.value for s in query.subject.sex)
-        ctes.append(f"""
-subject_sex AS (
-    SELECT provider, patient,
-           CASE WHEN len(known) = 1 THEN known[1] ELSE 'U' END AS sex
-    FROM (
-        SELECT provider, patient, list_distinct(list(sex) FILTER (WHERE sex <> 'U')) AS known
-        FROM series_rows WHERE {" AND ".join(provider_only)}
-        GROUP BY provider, patient
-    )
-),
-sex_ok AS (
-    SELECT c.provider, c.dataset, c.patient
-    FROM in_scope AS c
-    JOIN subject_sex AS x ON x.provider = c.provider AND x.patient = c.patient
-    WHERE {sql.one_of("x.sex", "sexes", sexes)}
-)""")
-        sets.append("sex_ok")
+def _leaf_subjects(con: duckdb.DuckDBPyConnection, tables: _Tables, leaf: Criterion) -> set[Key]:
+    """The (provider, cell, patient) a leaf holds for."""
+    sql = _Sql()
+    if leaf.subject is not None:
+        subject: SubjectCriteria = leaf.subject
+        parts = ["TRUE"]
+        if subject.sex:
+            parts.append(sql.one_of("x.sex", (s.value for s in subject.sex)))
+        if subject.age_min is not None or subject.age_max is not None:
+            parts.extend(_bounds(sql, "u.age", subject.age_min, subject.age_max))
+        if subject.diagnosis:
+            parts.append("FALSE")  # IDC supplies no diagnoses
+        text = f"""
+            SELECT DISTINCT u.provider, u.cell, u.patient
+            FROM ref_cells AS u JOIN {tables.sexes} AS x USING (provider, patient)
+            WHERE {" AND ".join(parts)}"""
+    elif leaf.series is not None:
+        text = f"""
+            SELECT DISTINCT u.provider, u.cell, u.patient FROM ref_cells AS u
+            WHERE {_series_predicate(sql, leaf.series, "u")}"""
+    else:
+        assert leaf.study is not None
+        text = f"""
+            SELECT DISTINCT provider, cell, patient
+            FROM ({_study_grouped(sql, leaf.study)}) WHERE met"""
+    return {(str(p), str(c), str(s)) for p, c, s in con.execute(text, sql.params).fetchall()}
 
-    age_min, age_max = query.subject.age_min, query.subject.age_max
-    if age_min is not None or age_max is not None:
-        bounds = ["age IS NOT NULL"]
-        if age_min is not None:
-            bounds.append(f"age >= {sql.bind('age_min', age_min)}")
-        if age_max is not None:
-            bounds.append(f"age <= {sql.bind('age_max', age_max)}")
-        ctes.append(f"""
-age_ok AS (
-    SELECT DISTINCT provider, dataset, patient FROM scoped WHERE {" AND ".join(bounds)}
-)""")
-        sets.append("age_ok")
 
-    hits = []
-    for index, item in enumerate(query.series):
-        predicate = _item_predicate(sql, index, item, "u")
-        hits.append(predicate)
-        ctes.append(f"""
-item{index}_ok AS (
-    SELECT DISTINCT provider, dataset, patient FROM scoped AS u WHERE {predicate}
-)""")
-        sets.append(f"item{index}_ok")
+def _leaf_rows(con: duckdb.DuckDBPyConnection, leaf: Criterion) -> set[int]:
+    """The rows a positive leaf counts, as rid * 2 + (1 in the dataset cell, 0 in the
+    provider cell)."""
+    sql = _Sql()
+    key = "u.rid * 2 + CAST(u.cell <> '' AS BIGINT)"
+    if leaf.series is not None:
+        text = f"SELECT {key} FROM ref_cells AS u WHERE {_series_predicate(sql, leaf.series, 'u')}"
+    else:
+        assert leaf.study is not None
+        study = leaf.study
+        chosen = [sql.one_of("u.modality", study.modalities)] if study.modalities else []
+        chosen.extend(_series_predicate(sql, item, "u") for item in study.series)
+        text = f"""
+            SELECT {key} FROM ref_cells AS u
+            JOIN ({_study_grouped(sql, study)}) AS t USING (provider, cell, patient, study)
+            WHERE t.met AND ({" OR ".join(chosen) or "TRUE"})"""
+    found = con.execute(text, sql.params).fetchnumpy()
+    return set(next(iter(found.values())).tolist())
 
-    # A subject qualifies in a collection when every criterion holds on that collection's
-    # rows, and in its provider when every criterion holds on any of the provider's rows.
-    in_dataset = "\nINTERSECT\n".join(f"SELECT provider, dataset, patient FROM {s}" for s in sets)
-    in_provider = "\nINTERSECT\n".join(f"SELECT DISTINCT provider, patient FROM {s}" for s in sets)
-    hit = " OR ".join(hits) if hits else "TRUE"
-    ctes.append(f"""
-dataset_subjects AS ({in_dataset}),
-provider_subjects AS ({in_provider}),
-hit_rows AS (SELECT * FROM scoped AS u WHERE {hit}),
-provider_rows AS (
-    SELECT provider, count(DISTINCT study) AS studies, count(*) AS series
-    FROM hit_rows AS u
-    WHERE EXISTS (
-        SELECT 1 FROM provider_subjects AS m
-        WHERE m.provider = u.provider AND m.patient = u.patient
-    )
-    GROUP BY provider
-),
-dataset_rows AS (
-    SELECT provider, dataset, count(DISTINCT study) AS studies, count(*) AS series
-    FROM hit_rows AS u
-    WHERE EXISTS (
-        SELECT 1 FROM dataset_subjects AS m
-        WHERE m.provider = u.provider AND m.dataset = u.dataset AND m.patient = u.patient
-    )
-    GROUP BY provider, dataset
-),
-cells AS (SELECT DISTINCT provider, dataset FROM scoped)""")
-    text = (
-        "WITH"
-        + ",".join(ctes)
-        + """
-SELECT p.provider, '' AS cell,
-       (SELECT count(*) FROM provider_subjects AS m WHERE m.provider = p.provider),
-       coalesce(r.studies, 0), coalesce(r.series, 0)
-FROM (SELECT DISTINCT provider FROM cells) AS p
-LEFT JOIN provider_rows AS r ON r.provider = p.provider
-UNION ALL
-SELECT c.provider, c.dataset,
-       (SELECT count(*) FROM dataset_subjects AS m
-        WHERE m.provider = c.provider AND m.dataset = c.dataset),
-       coalesce(r.studies, 0), coalesce(r.series, 0)
-FROM cells AS c
-LEFT JOIN dataset_rows AS r ON r.provider = c.provider AND r.dataset = c.dataset
-"""
-    )
-    return text, sql.params
+
+def _evaluate(
+    con: duckdb.DuckDBPyConnection,
+    tables: _Tables,
+    node: Criterion,
+    universe: set[Key],
+    memo: dict[str, set[Key]],
+) -> set[Key]:
+    if node.all_of is not None:
+        out = set(universe)
+        for child in node.all_of:
+            out &= _evaluate(con, tables, child, universe, memo)
+        return out
+    if node.any_of is not None:
+        out = set()
+        for child in node.any_of:
+            out |= _evaluate(con, tables, child, universe, memo)
+        return out
+    if node.not_ is not None:
+        return universe - _evaluate(con, tables, node.not_, universe, memo)
+    text = str(node.to_json())
+    if text not in memo:
+        memo[text] = _leaf_subjects(con, tables, node)
+    return memo[text]
+
+
+def _positive(node: Criterion, negations: int = 0) -> list[Criterion]:
+    """The series and study leaves under an even number of `not`s."""
+    children = node.all_of if node.all_of is not None else node.any_of
+    if children is not None:
+        return [leaf for child in children for leaf in _positive(child, negations)]
+    if node.not_ is not None:
+        return _positive(node.not_, negations + 1)
+    if node.subject is None and negations % 2 == 0:
+        return [node]
+    return []
+
+
+def _dimension(stratum: Stratum) -> str:
+    """The SQL value of a dimension for a row `h` of the counted rows (with its subject sex)."""
+    return {
+        Stratum.SEX: "h.subject_sex",
+        Stratum.AGE_BAND: (
+            "CASE WHEN h.age IS NULL THEN NULL WHEN h.age >= 100 THEN '100+' "
+            "ELSE CAST(h.age // 10 * 10 AS VARCHAR) || '-' || CAST(h.age // 10 * 10 + 9 AS VARCHAR) "
+            "END"
+        ),
+        Stratum.MODALITY: "h.modality",
+        Stratum.BODY_PART: "h.body_part",
+        Stratum.YEAR: "CAST(h.study_year AS VARCHAR)",
+    }[stratum]
+
+
+def _domain(con: duckdb.DuckDBPyConnection, stratum: Stratum) -> list[str | None]:
+    """Every value of a dimension in the scope."""
+    if stratum is Stratum.SEX:
+        return list(SEXES)
+    if stratum is Stratum.AGE_BAND:
+        return list(AGE_BANDS)
+    rows = con.execute(
+        f"SELECT DISTINCT {_dimension(stratum)} FROM ref_cells AS h WHERE h.cell = ''"
+    ).fetchall()
+    values = {None if v is None else str(v) for (v,) in rows}
+    return sorted(values, key=lambda v: (v is None, v or ""))
 
 
 def reference_counts(
-    con: duckdb.DuckDBPyConnection, parquet: Path, collections_csv: Path, query: CohortQuery
+    con: duckdb.DuckDBPyConnection,
+    parquet: Path,
+    collections_csv: Path,
+    query: CohortQuery,
+    strata: Sequence[Sequence[Stratum]] = (),
+    scopes: Iterable[tuple[str, str]] | None = None,
 ) -> ExactResult:
-    """Exact counts of `query` over the raw IDC table, per provider and per collection."""
+    """Exact counts of `query` over the raw IDC table, per provider and per collection, with
+    its strata tables; `scopes` (provider, collection) pairs narrow the scope further (what the
+    service resolves the metadata criteria of a scope to)."""
     query = query.normalised()
-    text, params = build_reference_sql(parquet, collections_csv, query)
-    by_provider: dict[str, ExactCounts] = {}
-    by_dataset: dict[tuple[str, str], ExactCounts] = {}
-    for provider, cell, subjects, studies, series in con.execute(text, params).fetchall():
-        counts = ExactCounts(subjects=subjects, studies=studies, series=series)
-        if cell == "":
-            by_provider[str(provider)] = counts
-        else:
-            by_dataset[(str(provider), str(cell))] = counts
+    scope = query.datasets
+    if scope.by_metadata and scopes is None:
+        raise ValueError("the metadata criteria of the scope need an explicit set of scopes")
+    tables = _Tables(con, parquet, collections_csv)
+    allowed = None if scopes is None else set(scopes)
+    pairs = [
+        (p, d)
+        for p, d in tables.pairs
+        if (not scope.providers or p in scope.providers)
+        and (not scope.datasets or d in scope.datasets)
+        and (allowed is None or (p, d) in allowed)
+    ]
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE ref_scope AS "
+        "SELECT unnest($providers) AS provider, unnest($datasets) AS dataset",
+        {"providers": [p for p, _ in pairs] or [""], "datasets": [d for _, d in pairs] or [""]},
+    )
+    if not pairs:
+        con.execute("DELETE FROM ref_scope")
+    con.execute(_CELLS.replace("{rows}", tables.rows))
+
+    universe: set[Key] = {
+        (str(p), str(c), str(s))
+        for p, c, s in con.execute("SELECT DISTINCT provider, cell, patient FROM ref_cells")
+    }
+    tree = query.where if query.where is not None else Criterion(all_of=())
+    matched = _evaluate(con, tables, tree, universe, {})
+
+    leaves = _positive(tree)
+    con.register(
+        "ref_matched",
+        pa.table(
+            {
+                "provider": pa.array([k[0] for k in matched], pa.string()),
+                "cell": pa.array([k[1] for k in matched], pa.string()),
+                "patient": pa.array([k[2] for k in matched], pa.string()),
+            }
+        ),
+    )
+    counted_filter = ""
+    if leaves:
+        keys: set[int] = set()
+        for leaf in leaves:
+            keys |= _leaf_rows(con, leaf)
+        con.register("ref_counted", pa.table({"key": pa.array(list(keys), pa.int64())}))
+        counted_filter = (
+            "JOIN ref_counted AS k ON k.key = u.rid * 2 + CAST(u.cell <> '' AS BIGINT)"
+        )
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE ref_hits AS
+        SELECT u.*, x.sex AS subject_sex FROM ref_cells AS u
+        JOIN ref_matched AS m USING (provider, cell, patient)
+        JOIN {tables.sexes} AS x USING (provider, patient)
+        {counted_filter}""")
+    con.unregister("ref_matched")
+    if leaves:
+        con.unregister("ref_counted")
+
+    row_counts = {
+        (str(p), str(c)): (int(studies), int(series))
+        for p, c, studies, series in con.execute(
+            "SELECT provider, cell, count(DISTINCT study), count(*) FROM ref_hits "
+            "GROUP BY provider, cell"
+        ).fetchall()
+    }
+    subjects: dict[tuple[str, str], int] = {}
+    for provider, cell, _ in matched:
+        subjects[(provider, cell)] = subjects.get((provider, cell), 0) + 1
+
+    def counts(provider: str, cell: str) -> ExactCounts:
+        studies, series = row_counts.get((provider, cell), (0, 0))
+        return ExactCounts(
+            subjects=subjects.get((provider, cell), 0), studies=studies, series=series
+        )
+
+    by_provider = {p: counts(p, "") for p in sorted({p for p, _ in pairs})}
+    by_dataset = {(p, d): counts(p, d) for p, d in pairs}
+
+    tables_out = []
+    for dimensions in strata:
+        dims = tuple(dimensions)
+        columns = [_dimension(d) for d in dims]
+        found = con.execute(f"""
+            SELECT {", ".join(columns)}, count(DISTINCT (h.provider, h.patient)),
+                   count(DISTINCT (h.provider, h.patient, h.study)), count(*)
+            FROM ref_hits AS h WHERE h.cell = '' GROUP BY ALL""").fetchall()
+        cells = {
+            tuple(None if v is None else str(v) for v in row[: len(dims)]): ExactCounts(
+                subjects=row[-3], studies=row[-2], series=row[-1]
+            )
+            for row in found
+        }
+        domains = [_domain(con, d) for d in dims]
+        every = list(itertools.product(*domains))
+        assert set(cells) <= set(every), set(cells) - set(every)
+        tables_out.append(
+            StrataTable(
+                dimensions=dims,
+                cells=tuple(
+                    StratumCell(values=values, counts=cells.get(values, ExactCounts()))
+                    for values in every
+                ),
+            )
+        )
+
     total = ExactCounts(
         subjects=sum(c.subjects for c in by_provider.values()),
         studies=sum(c.studies for c in by_provider.values()),
         series=sum(c.series for c in by_provider.values()),
     )
-    return ExactResult(total=total, by_provider=by_provider, by_dataset=by_dataset)
+    return ExactResult(
+        total=total, by_provider=by_provider, by_dataset=by_dataset, strata=tuple(tables_out)
+    )
