@@ -45,3 +45,7 @@ class QueryError(CatalogueError):
 class PrivacyBudgetError(QueryError):
     """A feasibility query would exceed the user's daily or total privacy budget for a project;
     the message says which, how much is left and when the daily budget renews."""
+
+
+class MappingError(ConfigError):
+    """A mapping set (SSSOM) cannot be read, or a curator's change to one does not validate."""

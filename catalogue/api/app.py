@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from strawberry.fastapi import GraphQLRouter
 
 from catalogue import __version__
-from catalogue.api.graphql.schema import Context, schema
+from catalogue.api.graphql.schema import Context, Services, principal_of, schema
 from catalogue.api.routes import dcat as dcat_routes
 from catalogue.config import Settings
 from catalogue.services.catalogue_view import CatalogueView
@@ -20,14 +20,14 @@ from catalogue.services.runtime import Catalogue, open_catalogue
 
 def create_app(settings: Settings | None = None, catalogue: Catalogue | None = None) -> FastAPI:
     """The app over an open catalogue, or over one it opens (and closes) itself."""
-    state: dict[str, Context] = {}
+    state: dict[str, Services] = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = catalogue is None
         opened = catalogue or open_catalogue(settings or Settings())
         view = CatalogueView(opened)
-        state["context"] = Context(view=view, feasibility=FeasibilityService(view))
+        state["context"] = Services(view=view, feasibility=FeasibilityService(view))
         app.state.context = state["context"]
         try:
             yield
@@ -35,8 +35,9 @@ def create_app(settings: Settings | None = None, catalogue: Catalogue | None = N
             if owned:
                 opened.close()
 
-    async def get_context() -> Context:
-        return state["context"]
+    async def get_context(request: Request) -> Context:
+        services = state["context"]
+        return Context(services.view, services.feasibility, principal_of(request))
 
     app = FastAPI(
         title="Cancer imaging catalogue",

@@ -9,7 +9,7 @@ from typing import Protocol
 
 import pyarrow as pa
 
-from catalogue.domain.cohort import CohortQuery, ExactResult, ExactSummary
+from catalogue.domain.cohort import CohortQuery, ExactResult, ExactSummary, Stratum
 from catalogue.domain.models import Dataset
 
 
@@ -57,8 +57,18 @@ class CohortIndex(Protocol):
         On failure the source keeps its previous rows."""
         ...
 
-    def count(self, query: CohortQuery) -> ExactResult:
-        """Exact counts for a query (normalised first), by provider and by dataset."""
+    def count(
+        self,
+        query: CohortQuery,
+        *,
+        strata: tuple[tuple[Stratum, ...], ...] = (),
+        scopes: frozenset[tuple[str, str]] | None = None,
+        evidence: bool = False,
+    ) -> ExactResult:
+        """Exact counts for a query (normalised first) per docs/feasibility.md: by provider, by
+        dataset and in the strata tables asked for, with each cell's fingerprints (and, with
+        `evidence`, subject sketches). `scopes` restricts the (provider, dataset) pairs, as
+        resolved from catalogue metadata by the service."""
         ...
 
     def scopes(self) -> list[tuple[str, str]]:

@@ -1,23 +1,70 @@
-"""Cohort feasibility: validate, count exactly in the cohort index, disclose every cell."""
+"""Cohort feasibility: validate, resolve the dataset scope, count exactly in the cohort index,
+check the asker's history (differencing, privacy budget), disclose every cell, audit.
+
+Nothing exact leaves this module: `Feasibility` holds only `DisclosedCount`s.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
-from catalogue.domain.cohort import CohortQuery, ExactCounts
+from catalogue.domain.cohort import CellEvidence, CohortQuery, DatasetScope, ExactResult, Stratum
 from catalogue.domain.models import Dataset, Provider
-from catalogue.exceptions import QueryError
+from catalogue.exceptions import PrivacyBudgetError, QueryError
 from catalogue.services.catalogue_view import CatalogueView
-from catalogue.services.disclosure import DisclosedCount, disclose
+from catalogue.services.disclosure import (
+    CellInput,
+    DisclosedCount,
+    Group,
+    PublishedCell,
+    precision,
+    publish,
+)
+
+Cell = PublishedCell
+"""Disclosed subjects, studies and series of one cell of the answer."""
+
+MAX_STRATA_TABLES = 4
+_NO_EVIDENCE = CellEvidence()
 
 
 @dataclass(frozen=True)
-class Cell:
-    """Disclosed subjects, studies and series of one cell of the answer."""
+class Principal:
+    """Who asks: the privacy budget and the differencing check are kept per user and project."""
 
-    subjects: DisclosedCount
-    studies: DisclosedCount
-    series: DisclosedCount
+    user: str
+    project: str = "default"
+
+
+ANONYMOUS = Principal("anonymous")
+
+
+@dataclass(frozen=True)
+class StratumCellResult:
+    values: tuple[str | None, ...]
+    cell: Cell
+
+
+@dataclass(frozen=True)
+class StrataResult:
+    dimensions: tuple[Stratum, ...]
+    cells: list[StratumCellResult]
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """What was counted and how it was published."""
+
+    normalised_query: Any
+    plan: str
+    disclosure: str
+    epsilon_spent: float
 
 
 @dataclass(frozen=True)
@@ -28,43 +75,249 @@ class Feasibility:
     total: Cell
     by_provider: list[tuple[Provider, Cell]]
     by_dataset: list[tuple[Dataset, Cell]]
+    strata: list[StrataResult]
+    explanation: Explanation
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 class FeasibilityService:
-    def __init__(self, view: CatalogueView) -> None:
+    """Answers feasibility questions for one catalogue; safe to call from worker threads."""
+
+    def __init__(self, view: CatalogueView, clock: Callable[[], datetime] = _now) -> None:
         self.view = view
         self.rules = view.catalogue.settings.disclosure
+        self.audit = view.catalogue.audit
+        self.clock = clock
+        master = view.catalogue.settings.master_secret()
+        self._secret = hmac.new(master, b"feasibility-noise", hashlib.sha256).digest()
 
-    def _cell(self, counts: ExactCounts) -> Cell:
-        return Cell(
-            subjects=disclose(counts.subjects, self.rules),
-            studies=disclose(counts.studies, self.rules),
-            series=disclose(counts.series, self.rules),
-        )
-
-    def run(self, query: CohortQuery) -> Feasibility:
+    def run(
+        self,
+        query: CohortQuery,
+        *,
+        strata: tuple[tuple[Stratum, ...], ...] = (),
+        principal: Principal = ANONYMOUS,
+    ) -> Feasibility:
         query = query.normalised()
-        known = set(self.view.providers())
-        unknown = [p for p in query.datasets.providers if p not in known]
-        if unknown:
-            raise QueryError(f"unknown provider(s): {', '.join(unknown)}")
-        if query.datasets.datasets:
-            known_datasets = self.view.dataset_identifiers()
-            missing = [d for d in query.datasets.datasets if d not in known_datasets]
-            if missing:
-                raise QueryError(f"unknown dataset(s): {', '.join(missing)}")
-        exact = self.view.catalogue.cohort.count(query)
+        strata = _checked_strata(strata)
+        self._check_scope(query.datasets)
+        scopes = self._metadata_scope(query.datasets) if query.datasets.by_metadata else None
+        rules = self.rules
+        differencing = rules.differencing and rules.threshold > 1
+        exact = self.view.catalogue.cohort.count(
+            query, strata=strata, scopes=scopes, evidence=differencing
+        )
+        cells, groups = _cells(exact)
+        tables = 3 + len(strata)
+        now = self.clock()
+        release = self._release_key(exact, tables)
+        query_json = query.canonical_json()
+        sketches = {
+            key: (counts.subjects, evidence.sketch)
+            for key, (counts, evidence) in cells.items()
+            if evidence.sketch
+        }
+        flagged: set[str] = set()
+        if differencing:
+            flagged = self.audit.differencing(
+                principal.user, principal.project, sketches, rules, now
+            )
+        published = publish(cells, groups, rules, self._secret, tables, flagged)
+        free = rules.epsilon is None or self.audit.answered_before(
+            principal.user, principal.project, release
+        )
+        cost = 0.0 if free or rules.epsilon is None else rules.epsilon
+        released = {k: v for k, v in sketches.items() if not published[k].subjects.suppressed}
+        try:
+            self.audit.record(
+                principal.user,
+                principal.project,
+                query_json,
+                _published_json(published),
+                cost,
+                "answered",
+                release,
+                released,
+                now,
+                rules=rules if cost else None,
+            )
+        except PrivacyBudgetError as exc:
+            self.audit.record(
+                principal.user,
+                principal.project,
+                query_json,
+                "{}",
+                0.0,
+                f"refused: {exc}",
+                release,
+                {},
+                now,
+            )
+            raise
+        return self._answer(query, exact, published, strata, cost, tables)
+
+    def _answer(
+        self,
+        query: CohortQuery,
+        exact: ExactResult,
+        published: dict[str, Cell],
+        strata: tuple[tuple[Stratum, ...], ...],
+        cost: float,
+        tables: int,
+    ) -> Feasibility:
         by_dataset = []
-        for (provider_id, identifier), counts in exact.by_dataset.items():
+        for provider_id, identifier in exact.by_dataset:
             dataset = self.view.dataset(provider_id, identifier) or Dataset(
                 provider_id=provider_id, identifier=identifier, iri="", title=identifier
             )
-            by_dataset.append((dataset, self._cell(counts)))
+            by_dataset.append((dataset, published[f"dataset:{provider_id}/{identifier}"]))
+        tables_out = [
+            StrataResult(
+                dimensions=table.dimensions,
+                cells=[
+                    StratumCellResult(cell.values, published[_stratum_key(n, cell.values)])
+                    for cell in table.cells
+                ],
+            )
+            for n, table in enumerate(exact.strata)
+        ]
         return Feasibility(
             query=query,
-            total=self._cell(exact.total),
+            total=published["total"],
             by_provider=[
-                (self.view.provider(p), self._cell(c)) for p, c in exact.by_provider.items()
+                (self.view.provider(p), published[f"provider:{p}"]) for p in exact.by_provider
             ],
             by_dataset=by_dataset,
+            strata=tables_out,
+            explanation=Explanation(
+                normalised_query=json.loads(query.canonical_json()),
+                plan=exact.plan,
+                disclosure=self._rules_text(tables),
+                epsilon_spent=cost,
+            ),
         )
+
+    def _rules_text(self, tables: int) -> str:
+        rules = self.rules
+        if rules.exact and rules.publish_zero:
+            return "exact counts (trusted deployment)"
+        scale = None if rules.epsilon is None else tables / rules.epsilon
+        parts = [
+            f"counts 1-{rules.threshold - 1} suppressed" if rules.threshold > 1 else "",
+            "zero published" if rules.publish_zero else "zero suppressed",
+            precision(rules, scale),
+            f"epsilon {rules.epsilon:g} split over {tables} tables" if rules.epsilon else "",
+            "complementary suppression",
+            "differencing check against your earlier answers" if rules.differencing else "",
+        ]
+        return "; ".join(p for p in parts if p)
+
+    def _check_scope(self, scope: DatasetScope) -> None:
+        known = set(self.view.providers())
+        unknown = [p for p in scope.providers if p not in known]
+        if unknown:
+            raise QueryError(f"unknown provider(s): {', '.join(unknown)}")
+        if scope.datasets:
+            known_datasets = self.view.dataset_identifiers()
+            missing = [d for d in scope.datasets if d not in known_datasets]
+            if missing:
+                raise QueryError(f"unknown dataset(s): {', '.join(missing)}")
+
+    def _metadata_scope(self, scope: DatasetScope) -> frozenset[tuple[str, str]]:
+        """The (provider, dataset) pairs whose catalogue metadata meets the scope's criteria."""
+        chosen = set()
+        for key, dataset in self.view.datasets_by_key().items():
+            if scope.cancer_types and not _matches(scope.cancer_types, dataset.cancer_types):
+                continue
+            if scope.access_rights and not _matches(scope.access_rights, [dataset.access_rights]):
+                continue
+            if scope.licenses and not _matches(scope.licenses, [dataset.license]):
+                continue
+            chosen.add(key)
+        return frozenset(chosen)
+
+    def _release_key(self, exact: ExactResult, tables: int) -> str:
+        """A keyed digest of everything an answer is computed from: equal keys, equal answers."""
+        material = json.dumps(
+            [
+                tables,
+                exact.total.model_dump(),
+                sorted((k, v.model_dump()) for k, v in exact.evidence.items()),
+                [t.model_dump(mode="json") for t in exact.strata],
+            ],
+            sort_keys=True,
+            default=str,
+        )
+        return hmac.new(self._secret, material.encode(), hashlib.sha256).hexdigest()
+
+
+def _checked_strata(strata: tuple[tuple[Stratum, ...], ...]) -> tuple[tuple[Stratum, ...], ...]:
+    if len(strata) > MAX_STRATA_TABLES:
+        raise QueryError(f"at most {MAX_STRATA_TABLES} strata tables may be asked for")
+    for dims in strata:
+        if not dims:
+            raise QueryError("a strata table needs at least one dimension")
+        if len(set(dims)) != len(dims):
+            raise QueryError("a strata table names each dimension once")
+    return tuple(tuple(Stratum(d) for d in dims) for dims in strata)
+
+
+def _names(value: str) -> set[str]:
+    """Ways a metadata value may be asked for: itself, its last IRI segment, and for a
+    Creative Commons licence IRI its short name (CC-BY-4.0)."""
+    text = " ".join(value.split()).casefold().rstrip("/")
+    names = {text, text.rsplit("/", 1)[-1], text.rsplit("#", 1)[-1]}
+    if "creativecommons.org/" in text:
+        parts = text.split("creativecommons.org/", 1)[1].split("/")
+        if len(parts) >= 3 and parts[0] in ("licenses", "publicdomain"):
+            names.add("-".join(["cc", *parts[1:3]]))
+    return names
+
+
+def _matches(asked: Iterable[str], values: Iterable[str | None]) -> bool:
+    have: set[str] = set()
+    for value in values:
+        if value:
+            have |= _names(value)
+    return any(_names(a) & have for a in asked)
+
+
+def _stratum_key(table: int, values: tuple[str | None, ...]) -> str:
+    return f"strata:{table}:" + json.dumps(values)
+
+
+def _cells(exact: ExactResult) -> tuple[dict[str, CellInput], list[Group]]:
+    """Every cell of an answer with its evidence, and the groups that add up."""
+    evidence = exact.evidence
+    cells: dict[str, CellInput] = {"total": (exact.total, evidence.get("total", _NO_EVIDENCE))}
+    for p, counts in exact.by_provider.items():
+        key = f"provider:{p}"
+        cells[key] = (counts, evidence.get(key, _NO_EVIDENCE))
+    for (p, d), counts in exact.by_dataset.items():
+        key = f"dataset:{p}/{d}"
+        cells[key] = (counts, evidence.get(key, _NO_EVIDENCE))
+    groups: list[Group] = [("total", [f"provider:{p}" for p in exact.by_provider])]
+    for p in exact.by_provider:
+        members = [f"dataset:{q}/{d}" for q, d in exact.by_dataset if q == p]
+        groups.append((f"provider:{p}", members))
+    for n, table in enumerate(exact.strata):
+        keys = []
+        for cell in table.cells:
+            key = _stratum_key(n, cell.values)
+            cells[key] = (cell.counts, cell.evidence)
+            keys.append(key)
+        groups.append(("total", keys))
+    return cells, groups
+
+
+def _published_json(published: dict[str, Cell]) -> str:
+    def one(count: DisclosedCount) -> int | None:
+        return count.value
+
+    return json.dumps(
+        {k: [one(c.subjects), one(c.studies), one(c.series)] for k, c in published.items()},
+        sort_keys=True,
+    )

@@ -8,6 +8,7 @@ from pathlib import Path
 from catalogue import plugins
 from catalogue.config import Settings
 from catalogue.index.base import CohortIndex, DatasetIndex
+from catalogue.services.audit import AuditLog
 from catalogue.services.harvest_log import HarvestLog
 from catalogue.store.base import GraphStore
 
@@ -21,6 +22,7 @@ class Catalogue:
     datasets: DatasetIndex
     cohort: CohortIndex
     log: HarvestLog
+    audit: AuditLog
 
     closed: bool = False
 
@@ -30,6 +32,7 @@ class Catalogue:
             return
         self.closed = True
         self.log.close()
+        self.audit.close()
         self.cohort.close()
         self.datasets.close()
         self.store.close()
@@ -52,11 +55,14 @@ def open_catalogue(settings: Settings) -> Catalogue:
         datasets = datasets_cls(root / "index" / f"datasets-{settings.index.datasets}")
         cohort = cohort_cls(root / "index" / f"cohort-{settings.index.cohort}")
         log = HarvestLog(root / "harvest-log.sqlite")
+        audit = AuditLog(root / "audit.sqlite")
         drop_incomplete_graphs(store, log)
     except Exception:
         store.close()
         raise
-    return Catalogue(settings=settings, store=store, datasets=datasets, cohort=cohort, log=log)
+    return Catalogue(
+        settings=settings, store=store, datasets=datasets, cohort=cohort, log=log, audit=audit
+    )
 
 
 def drop_incomplete_graphs(store: GraphStore, log: HarvestLog) -> None:

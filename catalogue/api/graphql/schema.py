@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
+from functools import partial
 
 import strawberry
 from graphql import GraphQLError
 from pydantic import ValidationError
+from starlette.requests import Request
 from strawberry.extensions import MaskErrors
 from strawberry.fastapi import BaseContext
 from strawberry.types import ExecutionContext
@@ -17,25 +20,52 @@ from catalogue.api.graphql.types import (
     DatasetConnection,
     DatasetCounts,
     DatasetEdge,
+    Explanation,
     FeasibilityQuery,
     FeasibilityResult,
     PageInfo,
     Provider,
     ProviderCounts,
+    StrataTable,
+    StratumCell,
+    StratumValue,
     counts,
 )
+from catalogue.domain.cohort import Stratum
 from catalogue.exceptions import CatalogueError, QueryError
 from catalogue.services.catalogue_view import CatalogueView, encode_cursor
-from catalogue.services.feasibility import FeasibilityService
+from catalogue.services.feasibility import FeasibilityService, Principal
+
+
+@dataclass(frozen=True)
+class Services:
+    """What every request shares: the read view and the feasibility service."""
+
+    view: CatalogueView
+    feasibility: FeasibilityService
 
 
 class Context(BaseContext):
-    """Per-request context: the read view and the feasibility service."""
+    """Per-request context: the shared services and who asks."""
 
-    def __init__(self, view: CatalogueView, feasibility: FeasibilityService) -> None:
+    def __init__(
+        self, view: CatalogueView, feasibility: FeasibilityService, principal: Principal
+    ) -> None:
         super().__init__()
         self.view = view
         self.feasibility = feasibility
+        self.principal = principal
+
+
+PROJECT_HEADER = "x-catalogue-project"
+
+
+def principal_of(request: Request) -> Principal:
+    """Who asks. Until sign-in arrives (the API issue), a caller is known by its address; the
+    project is the X-Catalogue-Project header, which only splits that caller's budget."""
+    host = request.client.host if request.client else "unknown"
+    project = request.headers.get(PROJECT_HEADER, "default").strip()[:100] or "default"
+    return Principal(user=f"anonymous@{host}", project=project)
 
 
 @strawberry.type
@@ -84,14 +114,22 @@ class Query:
         "and per dataset; every count passes disclosure control."
     )
     async def feasibility(
-        self, info: strawberry.Info, query: FeasibilityQuery
+        self,
+        info: strawberry.Info,
+        query: FeasibilityQuery,
+        strata: list[list[StratumValue]] | None = None,
+        explain: bool = False,
     ) -> FeasibilityResult:
         try:
             domain_query = query.to_domain()
         except ValidationError as exc:
-            raise QueryError("; ".join(e["msg"] for e in exc.errors())) from exc
+            raise QueryError(_validation_message(exc)) from exc
         service: FeasibilityService = info.context.feasibility
-        answer = await asyncio.to_thread(service.run, domain_query)
+        tables = tuple(tuple(Stratum(d.value) for d in dims) for dims in strata or ())
+        answer = await asyncio.to_thread(
+            partial(service.run, domain_query, strata=tables, principal=info.context.principal)
+        )
+        explained = answer.explanation
         return FeasibilityResult(
             **counts(answer.total),
             by_provider=[
@@ -100,7 +138,39 @@ class Query:
             by_dataset=[
                 DatasetCounts(dataset=Dataset.of(d), **counts(c)) for d, c in answer.by_dataset
             ],
+            strata=[
+                StrataTable(
+                    dimensions=[StratumValue(d.value) for d in table.dimensions],
+                    cells=[
+                        StratumCell(values=list(c.values), **counts(c.cell)) for c in table.cells
+                    ],
+                )
+                for table in answer.strata
+            ],
+            explanation=Explanation(
+                normalised_query=explained.normalised_query,
+                plan=explained.plan,
+                disclosure=explained.disclosure,
+                epsilon_spent=explained.epsilon_spent,
+            )
+            if explain
+            else None,
         )
+
+
+def _validation_message(exc: ValidationError) -> str:
+    """Pydantic's errors as one line naming each field (camelCase, as the API spells it)."""
+    parts = []
+    for error in exc.errors():
+        path = ".".join(_camel(str(p)) for p in error["loc"] if not isinstance(p, int))
+        message = str(error["msg"]).removeprefix("Value error, ")
+        parts.append(f"{path}: {message}" if path else message)
+    return "; ".join(parts)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.rstrip("_").split("_")
+    return head + "".join(p.title() for p in rest)
 
 
 def _should_mask(error: GraphQLError) -> bool:
@@ -124,4 +194,4 @@ schema = CatalogueSchema(
     query=Query, extensions=[lambda: MaskErrors(should_mask_error=_should_mask)]
 )
 
-__all__ = ["Context", "Count", "schema"]
+__all__ = ["Context", "Count", "Services", "principal_of", "schema"]

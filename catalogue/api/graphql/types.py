@@ -5,9 +5,20 @@ from __future__ import annotations
 from enum import Enum
 
 import strawberry
+from strawberry.scalars import JSON
 
 from catalogue.domain import models
-from catalogue.domain.cohort import CohortQuery, DatasetScope, SeriesCriteria, Sex, SubjectCriteria
+from catalogue.domain.cohort import (
+    AnnotationKind,
+    CohortQuery,
+    Criterion,
+    DatasetScope,
+    SeriesCriteria,
+    Sex,
+    StudyCriteria,
+    SubjectCriteria,
+)
+from catalogue.exceptions import QueryError
 from catalogue.services.disclosure import DisclosedCount
 from catalogue.services.feasibility import Cell
 
@@ -131,53 +142,172 @@ class SexValue(Enum):
     UNKNOWN = "U"
 
 
-@strawberry.input(description="Which providers and datasets (dct:identifier) to count in.")
+@strawberry.enum(description="Kinds of annotation series.")
+class AnnotationKindValue(Enum):
+    SEG = "SEG"
+    RTSTRUCT = "RTSTRUCT"
+    SR = "SR"
+
+
+@strawberry.enum(description="A dimension to break counts down by.")
+class StratumValue(Enum):
+    SEX = "sex"
+    AGE_BAND = "age_band"
+    MODALITY = "modality"
+    BODY_PART = "body_part"
+    YEAR = "year"
+
+
+@strawberry.input(
+    description="Which datasets to count in; each list restricts the scope (values are "
+    "alternatives). Cancer types, access rights and licences match the datasets' metadata."
+)
 class DatasetScopeInput:
     providers: list[strawberry.ID] | None = None
     datasets: list[str] | None = None
+    cancer_types: list[str] | None = None
+    access_rights: list[str] | None = None
+    licenses: list[str] | None = None
+
+    def to_domain(self) -> DatasetScope:
+        return DatasetScope(
+            providers=tuple(str(p) for p in self.providers or ()),
+            datasets=tuple(self.datasets or ()),
+            cancer_types=tuple(self.cancer_types or ()),
+            access_rights=tuple(self.access_rights or ()),
+            licenses=tuple(self.licenses or ()),
+        )
 
 
-@strawberry.input(description="Subject criteria; age in whole years at any of the studies.")
+@strawberry.input(
+    description="Subject criteria, all of which must hold; age in whole years at any study."
+)
 class SubjectInput:
     sex: list[SexValue] | None = None
     age_min: int | None = None
     age_max: int | None = None
+    diagnosis: list[str] | None = strawberry.field(
+        default=None, description="Diagnosis codes, where a provider supplies clinical data."
+    )
+
+    def to_domain(self) -> SubjectCriteria:
+        return SubjectCriteria(
+            sex=tuple(Sex(s.value) for s in self.sex or ()),
+            age_min=self.age_min,
+            age_max=self.age_max,
+            diagnosis=tuple(self.diagnosis or ()),
+        )
 
 
-@strawberry.input(description="A series the subject must have; values in a list are ORed.")
+@strawberry.input(
+    description="A series the subject must have: every field given holds on that one series; "
+    "values in a list are alternatives; ranges are inclusive."
+)
 class SeriesInput:
     modality: list[str] | None = None
     body_part: list[str] | None = None
     manufacturer: list[str] | None = None
+    model: list[str] | None = None
+    slice_thickness_min: float | None = None
+    slice_thickness_max: float | None = None
+    field_strength_min: float | None = None
+    field_strength_max: float | None = None
+    contrast: bool | None = strawberry.field(
+        default=None, description="true: a contrast agent is recorded; false: none is."
+    )
+    has_annotation: list[AnnotationKindValue] | None = strawberry.field(
+        default=None, description="An annotation of one of these kinds was made on it."
+    )
+
+    def to_domain(self) -> SeriesCriteria:
+        return SeriesCriteria(
+            modality=tuple(self.modality or ()),
+            body_part=tuple(self.body_part or ()),
+            manufacturer=tuple(self.manufacturer or ()),
+            model=tuple(self.model or ()),
+            slice_thickness_min=self.slice_thickness_min,
+            slice_thickness_max=self.slice_thickness_max,
+            field_strength_min=self.field_strength_min,
+            field_strength_max=self.field_strength_max,
+            contrast=self.contrast,
+            has_annotation=tuple(AnnotationKind(k.value) for k in self.has_annotation or ()),
+        )
 
 
-@strawberry.input(description="A cohort-feasibility question; series items are ANDed.")
+@strawberry.input(
+    description="A study the subject must have: its year in range, every listed modality in "
+    "it, and each series item held by a series of that same study."
+)
+class StudyInput:
+    year_min: int | None = None
+    year_max: int | None = None
+    modalities: list[str] | None = None
+    series: list[SeriesInput] | None = None
+
+    def to_domain(self) -> StudyCriteria:
+        return StudyCriteria(
+            year_min=self.year_min,
+            year_max=self.year_max,
+            modalities=tuple(self.modalities or ()),
+            series=tuple(s.to_domain() for s in self.series or ()),
+        )
+
+
+@strawberry.input(
+    one_of=True,
+    description="A subject-level boolean criterion: exactly one field. allOf: [] holds for "
+    "every subject, anyOf: [] for none.",
+)
+class CriterionInput:
+    all_of: list[CriterionInput] | None = strawberry.UNSET
+    any_of: list[CriterionInput] | None = strawberry.UNSET
+    not_: CriterionInput | None = strawberry.field(default=strawberry.UNSET, name="not")
+    subject: SubjectInput | None = strawberry.UNSET
+    study: StudyInput | None = strawberry.UNSET
+    series: SeriesInput | None = strawberry.UNSET
+
+    def to_domain(self) -> Criterion:
+        if _given(self.all_of):
+            return Criterion(all_of=tuple(c.to_domain() for c in self.all_of or ()))
+        if _given(self.any_of):
+            return Criterion(any_of=tuple(c.to_domain() for c in self.any_of or ()))
+        if _given(self.not_) and self.not_ is not None:
+            return Criterion(not_=self.not_.to_domain())
+        if _given(self.subject) and self.subject is not None:
+            return Criterion(subject=self.subject.to_domain())
+        if _given(self.study) and self.study is not None:
+            return Criterion(study=self.study.to_domain())
+        if _given(self.series) and self.series is not None:
+            return Criterion(series=self.series.to_domain())
+        raise QueryError(
+            "a criterion takes exactly one of allOf, anyOf, not, subject, study, series"
+        )
+
+
+def _given(value: object) -> bool:
+    return value is not strawberry.UNSET and value is not None
+
+
+@strawberry.input(
+    description="A cohort-feasibility question. subject, each series item (each its own series, "
+    "or all in one study with sameStudy), each study item and the where tree are ANDed."
+)
 class FeasibilityQuery:
     datasets: DatasetScopeInput | None = None
     subject: SubjectInput | None = None
     series: list[SeriesInput] | None = None
+    same_study: bool | None = False
+    studies: list[StudyInput] | None = None
+    where: CriterionInput | None = None
 
     def to_domain(self) -> CohortQuery:
-        scope = self.datasets or DatasetScopeInput()
-        subject = self.subject or SubjectInput()
         return CohortQuery(
-            datasets=DatasetScope(
-                providers=tuple(str(p) for p in scope.providers or ()),
-                datasets=tuple(scope.datasets or ()),
-            ),
-            subject=SubjectCriteria(
-                sex=tuple(Sex(s.value) for s in subject.sex or ()),
-                age_min=subject.age_min,
-                age_max=subject.age_max,
-            ),
-            series=tuple(
-                SeriesCriteria(
-                    modality=tuple(s.modality or ()),
-                    body_part=tuple(s.body_part or ()),
-                    manufacturer=tuple(s.manufacturer or ()),
-                )
-                for s in self.series or ()
-            ),
+            datasets=(self.datasets or DatasetScopeInput()).to_domain(),
+            subject=(self.subject or SubjectInput()).to_domain(),
+            series=tuple(s.to_domain() for s in self.series or ()),
+            same_study=bool(self.same_study),
+            studies=tuple(s.to_domain() for s in self.studies or ()),
+            where=self.where.to_domain() if self.where else None,
         )
 
 
@@ -197,6 +327,32 @@ class DatasetCounts:
     series: Count
 
 
+@strawberry.type(description="One cell of a strata table.")
+class StratumCell:
+    values: list[str | None] = strawberry.field(
+        description="The value of each dimension, in the table's order; null when unknown."
+    )
+    subjects: Count
+    studies: Count
+    series: Count
+
+
+@strawberry.type(description="Counts broken down by one or more dimensions.")
+class StrataTable:
+    dimensions: list[StratumValue]
+    cells: list[StratumCell]
+
+
+@strawberry.type(description="What was counted, as the catalogue understood the question.")
+class Explanation:
+    normalised_query: JSON = strawberry.field(
+        description="The canonical form: values cleaned, criteria folded into one tree."
+    )
+    plan: str = strawberry.field(description="How the cohort index evaluated it.")
+    disclosure: str = strawberry.field(description="The disclosure rules applied.")
+    epsilon_spent: float = strawberry.field(description="Privacy budget this answer used.")
+
+
 @strawberry.type(description="Disclosure-controlled counts of a feasibility question.")
 class FeasibilityResult:
     subjects: Count
@@ -204,6 +360,8 @@ class FeasibilityResult:
     series: Count
     by_provider: list[ProviderCounts]
     by_dataset: list[DatasetCounts]
+    strata: list[StrataTable]
+    explanation: Explanation | None
 
 
 def counts(cell: Cell) -> dict[str, Count]:
