@@ -1,4 +1,5 @@
-"""The `catalogue` command: demo, harvest, runs, report, reindex, validate, serve, schemas."""
+"""The `catalogue` command: demo, harvest, runs, report, audit, reindex, validate, serve,
+schemas."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from catalogue.config import Settings, providers_json_schema, read_providers
 from catalogue.dcat.access_levels import AccessLevel
 from catalogue.domain.harvest import SourceReport
 from catalogue.exceptions import CatalogueError, ConfigError
+from catalogue.services.audit import AuditLog
 from catalogue.services.ingest import HarvestReport, harvest, reindex_all
 from catalogue.services.runtime import open_catalogue
 
@@ -157,6 +159,37 @@ def report_command(
         verdict = "conforms" if record.conforms else f"{record.violations} violations"
         console.print(f"[bold]run {run_id}: {verdict}[/bold]")
         print(record.report)
+
+
+@app.command("audit")
+def audit_command(
+    user: Annotated[str | None, typer.Option(help="Only this user's requests.")] = None,
+    project: Annotated[str | None, typer.Option(help="Only this project's requests.")] = None,
+    last: Annotated[int, typer.Option(help="How many recent requests to show.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Show the feasibility audit log (administrators): who asked what, what was published."""
+    settings = Settings()
+    with AuditLog(settings.data_dir / "audit.sqlite") as audit:
+        entries = audit.entries(user=user, project=project, limit=last)
+    if as_json:
+        rows = [dataclasses.asdict(e) | {"time": e.time.isoformat()} for e in entries]
+        print(json.dumps(rows, indent=2))
+        return
+    table = Table(title=f"Feasibility audit log ({len(entries)} newest)")
+    for column in ("id", "time", "user", "project", "epsilon", "outcome", "query"):
+        table.add_column(column, overflow="fold")
+    for e in entries:
+        table.add_row(
+            str(e.id),
+            e.time.isoformat(timespec="seconds"),
+            e.user,
+            e.project,
+            f"{e.epsilon:g}",
+            e.outcome,
+            e.query,
+        )
+    console.print(table)
 
 
 @app.command("reindex")

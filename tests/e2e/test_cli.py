@@ -92,3 +92,23 @@ def test_runs_and_validation_reports_are_shown(tmp_path: Path) -> None:
     assert "violations" in shown.stderr and "healthCategory" in shown.stdout
     missing = run(["report", "hospital", "no-such-dataset"], tmp_path)
     assert missing.returncode == 1 and "no validation report" in missing.stderr
+
+
+def test_audit_log_is_shown_to_administrators(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from catalogue.services.audit import AuditLog
+
+    (tmp_path / "data").mkdir()
+    with AuditLog(tmp_path / "data" / "audit.sqlite") as audit:
+        now = datetime(2026, 3, 1, 12, tzinfo=UTC)
+        audit.record("ann", "p1", '{"q":1}', '{"total":[10,10,15]}', 1.0, "answered", "k1", {}, now)
+        audit.record("bob", "p2", '{"q":2}', "{}", 0.0, "refused: budget", "k2", {}, now)
+    shown = run(["audit", "--json", "--user", "ann"], tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    entries = json.loads(shown.stdout)
+    assert [(e["user"], e["project"], e["epsilon"], e["outcome"]) for e in entries] == [
+        ("ann", "p1", 1.0, "answered")
+    ]
+    table = run(["audit"], tmp_path)
+    assert table.returncode == 0 and "refused: budget" in table.stdout + table.stderr
