@@ -132,11 +132,13 @@ class HarvestSink(Protocol):
     graph is replaced atomically as it comes, and unchanged ones are not rewritten. When the
     source ends `ok` and `complete`, the datasets it did not list this time are deleted, unless
     the deletion safeguard holds them back. `put_series` replaces the source's feature rows in
-    one transaction."""
+    one transaction, `put_diagnoses` its (subject pseudonym, normalised code) pairs likewise."""
 
     def put_datasets(self, items: list[HarvestedDataset]) -> None: ...
 
     def put_series(self, batches: Iterable[pa.RecordBatch]) -> int: ...
+
+    def put_diagnoses(self, rows: Iterable[tuple[int, str]]) -> int: ...
 
 
 class Harvester(Protocol):

@@ -102,7 +102,7 @@ class SeriesRows:
     def add(self, dataset: object, attrs: Mapping[str, object]) -> str | None:
         """Add one series; return the reason it was skipped, or None when added."""
         patient, study, series = (
-            _text(attrs.get("PatientID")),
+            patient_key(attrs.get("PatientID")),
             _text(attrs.get("StudyInstanceUID")),
             _text(attrs.get("SeriesInstanceUID")),
         )
@@ -149,6 +149,12 @@ class SeriesRows:
         batch = pa.RecordBatch.from_pydict(self._rows, schema=SERIES_SCHEMA)
         self._rows = {f: [] for f in FEATURE_COLUMNS}
         return batch
+
+
+def patient_key(value: object) -> str | None:
+    """The text a PatientID is pseudonymised from (None when empty): every source that names
+    subjects (series rows, clinical tables) goes through it, so that their pseudonyms join."""
+    return _text(value)
 
 
 def _text(value: object) -> str | None:

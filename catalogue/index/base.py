@@ -57,6 +57,14 @@ class CohortIndex(Protocol):
         On failure the source keeps its previous rows."""
         ...
 
+    def replace_diagnoses(
+        self, provider_id: str, source_id: str, rows: Iterable[tuple[int, str]]
+    ) -> int:
+        """Atomically replace one source's diagnoses: (subject pseudonym, normalised code) pairs;
+        return how many distinct pairs it now has. On failure the source keeps its previous
+        diagnoses."""
+        ...
+
     def count(
         self,
         query: CohortQuery,

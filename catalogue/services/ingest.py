@@ -93,6 +93,9 @@ class _Sink:
 
         return self._catalogue.cohort.replace_source(self._provider_id, self._source_id, counted())
 
+    def put_diagnoses(self, rows: Iterable[tuple[int, str]]) -> int:
+        return self._catalogue.cohort.replace_diagnoses(self._provider_id, self._source_id, rows)
+
 
 @dataclass(frozen=True)
 class _Run:

@@ -106,6 +106,7 @@ def test_unknown_backend_fails_at_start(tmp_path: Path) -> None:
 def test_registered_names() -> None:
     assert plugins.available(plugins.HARVESTERS) == [
         "ckan",
+        "clinical-table",
         "dcat",
         "dicom-files",
         "dicom-table",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,16 @@ CREATE TABLE IF NOT EXISTS diagnoses (
     source VARCHAR NOT NULL,
     subject BIGINT NOT NULL,
     code VARCHAR NOT NULL
+)
+"""
+
+_DIAGNOSES_CHUNK = 65_536
+_INSERT_DIAGNOSES = """
+INSERT INTO diagnoses (provider, source, subject, code)
+SELECT DISTINCT $1, $2, i.subject, i.code FROM incoming AS i
+WHERE i.code IS NOT NULL AND NOT EXISTS (
+    SELECT 1 FROM diagnoses AS d
+    WHERE d.provider = $1 AND d.source = $2 AND d.subject = i.subject AND d.code = i.code
 )
 """
 
@@ -136,6 +147,43 @@ class DuckDBCohortIndex:
             finally:
                 con.close()
             return rows
+
+    def replace_diagnoses(
+        self, provider_id: str, source_id: str, rows: Iterable[tuple[int, str]]
+    ) -> int:
+        with self._lock:
+            con = self._con.cursor()
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute(
+                    "DELETE FROM diagnoses WHERE provider = ? AND source = ?",
+                    [provider_id, source_id],
+                )
+                pending = iter(rows)
+                while chunk := list(islice(pending, _DIAGNOSES_CHUNK)):
+                    subjects, codes = zip(*chunk, strict=True)
+                    incoming = pa.table(
+                        {
+                            "subject": pa.array(subjects, pa.int64()),
+                            "code": pa.array(codes, pa.string()),
+                        }
+                    )
+                    con.register("incoming", incoming)
+                    con.execute(_INSERT_DIAGNOSES, [provider_id, source_id])
+                    con.unregister("incoming")
+                stored = con.execute(
+                    "SELECT count(*) FROM diagnoses WHERE provider = ? AND source = ?",
+                    [provider_id, source_id],
+                ).fetchone()
+                con.execute("COMMIT")
+                self._scope_cache = None
+                self._stats_cache = None
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                con.close()
+            return int(stored[0]) if stored else 0
 
     def count(
         self,
