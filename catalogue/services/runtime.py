@@ -8,8 +8,12 @@ from pathlib import Path
 from catalogue import plugins
 from catalogue.config import Settings
 from catalogue.index.base import CohortIndex, DatasetIndex
+from catalogue.ontology.annotate import Annotator
+from catalogue.ontology.sssom import parse_local
+from catalogue.ontology.vocabulary import shipped_vocabulary
 from catalogue.services.audit import AuditLog
 from catalogue.services.harvest_log import HarvestLog
+from catalogue.services.mappings import MappingStore
 from catalogue.store.base import GraphStore
 
 
@@ -23,8 +27,28 @@ class Catalogue:
     cohort: CohortIndex
     log: HarvestLog
     audit: AuditLog
+    mappings: MappingStore
 
     closed: bool = False
+    _annotator: Annotator | None = None
+
+    def annotator(self) -> Annotator:
+        """The shipped vocabularies with the curators' current decisions (cached per version)."""
+        version = self.mappings.version()
+        cached = self._annotator
+        if cached is None or cached.version != version:
+            rejected: set[tuple[str, str, str, str]] = set()
+            for mapping in self.mappings.mappings(status="rejected"):
+                local = parse_local(mapping.subject_id or "")
+                if local is not None and mapping.object_id:
+                    rejected.add((local.provider, local.field, local.value, mapping.object_id))
+            cached = self._annotator = Annotator(
+                shipped_vocabulary(),
+                approved=self.mappings.approved_map(),
+                rejected=frozenset(rejected),
+                version=version,
+            )
+        return cached
 
     def close(self) -> None:
         """Close every backend; closing twice is harmless."""
@@ -33,6 +57,7 @@ class Catalogue:
         self.closed = True
         self.log.close()
         self.audit.close()
+        self.mappings.close()
         self.cohort.close()
         self.datasets.close()
         self.store.close()
@@ -56,12 +81,19 @@ def open_catalogue(settings: Settings) -> Catalogue:
         cohort = cohort_cls(root / "index" / f"cohort-{settings.index.cohort}")
         log = HarvestLog(root / "harvest-log.sqlite")
         audit = AuditLog(root / "audit.sqlite")
+        mappings = MappingStore.in_data_dir(root)
         drop_incomplete_graphs(store, log)
     except Exception:
         store.close()
         raise
     return Catalogue(
-        settings=settings, store=store, datasets=datasets, cohort=cohort, log=log, audit=audit
+        settings=settings,
+        store=store,
+        datasets=datasets,
+        cohort=cohort,
+        log=log,
+        audit=audit,
+        mappings=mappings,
     )
 
 
