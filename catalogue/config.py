@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import AnyHttpUrl, BaseModel, Field, SecretStr, ValidationError, create_model
+from pydantic import (
+    AnyHttpUrl,
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    create_model,
+    field_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from catalogue import plugins
@@ -45,6 +53,14 @@ class DisclosureSettings(BaseModel):
     )
     differencing_window_days: int = Field(default=90, ge=1)
     max_strata_cells: int = Field(default=5000, ge=1)
+
+    @field_validator("epsilon", "budget_daily", "budget_total", mode="before")
+    @classmethod
+    def _none_words(cls, value: Any) -> Any:
+        """`none`, `null`, `off` or empty (as an environment variable can say it): no value."""
+        if isinstance(value, str) and value.strip().casefold() in ("", "none", "null", "off"):
+            return None
+        return value
 
     @property
     def exact(self) -> bool:

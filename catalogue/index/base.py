@@ -2,27 +2,55 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import pyarrow as pa
 
 from catalogue.domain.cohort import CohortQuery, ExactResult, ExactSummary, Stratum
 from catalogue.domain.models import Dataset
 
+FACETS = ("provider", "cancer_type", "body_part", "modality", "access_rights", "license", "theme")
+"""The facets a dataset search counts: plain values (provider, access rights, licence, theme)
+and concepts (cancer type, body part, modality; see `catalogue.ontology.facets`)."""
+
+FacetCounts = dict[str, list[tuple[str, int]]]
+"""Per facet, (value, number of matching datasets), most frequent first."""
+
+SearchOrder = Literal["relevance", "title"]
+"""Best match first (by title when there is no text), or by title."""
+
+
+@dataclass(frozen=True)
+class SearchFilters:
+    """What every dataset found must satisfy: each field restricts (its values are
+    alternatives); each concept group is a set of alternatives matched with descendants."""
+
+    providers: tuple[str, ...] = ()
+    concepts: tuple[frozenset[str], ...] = ()
+    access_rights: tuple[str, ...] = ()
+    licenses: tuple[str, ...] = ()
+    themes: tuple[str, ...] = ()
+
 
 @dataclass(frozen=True)
 class SearchPage:
-    """One page of a dataset search, best first."""
+    """One page of a dataset search, best first, with the exact facet counts of every match
+    when asked for: a concept facet lists the most specific concepts the matches are annotated
+    with, each counted over the matches annotated with it or a descendant (what filtering by it
+    finds)."""
 
     total: int
     datasets: list[Dataset]
+    facets: FacetCounts = field(default_factory=dict)
 
 
 class DatasetIndex(Protocol):
-    """Full-text search over dataset descriptions; rebuilt from the graph store at will."""
+    """Full-text and concept search over dataset descriptions; rebuilt from the graph store at
+    will. Documents carry the labels of the datasets' concepts (`Dataset.concepts`, closures),
+    and a query naming a concept also finds datasets annotated with it or a descendant."""
 
     def __init__(self, path: Path) -> None: ...
 
@@ -35,8 +63,22 @@ class DatasetIndex(Protocol):
         ...
 
     def search(
-        self, text: str | None, offset: int, limit: int, providers: tuple[str, ...] = ()
-    ) -> SearchPage: ...
+        self,
+        text: str | None,
+        offset: int,
+        limit: int,
+        filters: SearchFilters | None = None,
+        facets: bool = False,
+        *,
+        order: SearchOrder = "relevance",
+        providers: tuple[str, ...] = (),
+        expand: bool = True,
+    ) -> SearchPage:
+        """Datasets matching `text` (words, quoted phrases, OR, NOT; with `expand`, a phrase
+        naming a concept also matches what is annotated with it or a descendant) and
+        `filters`, best first, with the facet counts when `facets`. `providers` is the older
+        spelling of `filters.providers`, added to it."""
+        ...
 
     def get(self, provider_id: str, identifier: str) -> Dataset | None: ...
 
@@ -72,11 +114,15 @@ class CohortIndex(Protocol):
         strata: tuple[tuple[Stratum, ...], ...] = (),
         scopes: frozenset[tuple[str, str]] | None = None,
         evidence: bool = False,
+        strata_min_subjects: int = 1,
+        max_strata_cells: int = 5000,
     ) -> ExactResult:
         """Exact counts for a query (normalised first) per docs/feasibility.md: by provider, by
         dataset and in the strata tables asked for, with each cell's fingerprints (and, with
         `evidence`, subject sketches). `scopes` restricts the (provider, dataset) pairs, as
-        resolved from catalogue metadata by the service."""
+        resolved from catalogue metadata by the service. Strata tables list by name only the
+        values at least `strata_min_subjects` subjects in scope hold (the others are '(other)');
+        more than `max_strata_cells` cells is a QueryError."""
         ...
 
     def scopes(self) -> list[tuple[str, str]]:
@@ -85,6 +131,27 @@ class CohortIndex(Protocol):
 
     def summaries(self, provider_id: str) -> dict[str, ExactSummary]:
         """Per dataset of a provider: exact totals, age range and subjects per coded value."""
+        ...
+
+    def distinct_values(self, provider_id: str, field: str) -> dict[str, tuple[int, int]]:
+        """Raw value of a series field (body_part, modality, manufacturer) -> (series,
+        subjects) holding it, for one provider; QueryError for another field."""
+        ...
+
+    def replace_value_concepts(
+        self, provider_id: str, rows: Iterable[tuple[str, str, str]], version: int
+    ) -> None:
+        """Atomically make (field, raw value, concept) rows the provider's value concepts (each
+        value's closure under the curators' mappings), computed with mapping set `version`."""
+        ...
+
+    def concept_values(self, field: str, concepts: Collection[str]) -> frozenset[tuple[str, str]]:
+        """(provider, raw value) pairs of `field` whose concepts hold any of `concepts`."""
+        ...
+
+    def mapping_version(self, provider_id: str | None = None) -> int | None:
+        """The mapping set version the value concepts were computed with: the provider's, or
+        the oldest over every provider; None before any."""
         ...
 
     def close(self) -> None: ...

@@ -1,81 +1,101 @@
-"""DatasetIndex on tantivy on disk: BM25 over titles, descriptions and keywords, with stemming."""
+"""DatasetIndex on tantivy on disk: BM25 with per-language stemming over datasets' text and
+their concepts' labels, concept expansion, filters and exact facet counts.
+
+Fields and analyzers: `tantivy_documents`, `tantivy_analysis`. A query text becomes clauses
+(`text_query`); each clause matches its words in any text field (each field analysing them
+with its own analyzer; the best field counts, others a little) or, when the words name a
+concept, any dataset whose closure holds it: a dataset annotated only with "Lung Non-Small
+Cell Carcinoma" is found by "lung carcinoma", "NSCLC" or a German label of either. Clauses
+are required as `TextQuery.required` says; when that finds nothing, any clause will do.
+Facets are terms aggregations on fast fields, sized beyond the number of distinct values so
+that every count is exact.
+"""
 
 from __future__ import annotations
 
-import json
+import logging
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 import tantivy
 
 from catalogue.domain.models import Dataset
 from catalogue.exceptions import StoreError
-from catalogue.index.base import SearchPage
+from catalogue.index.base import FacetCounts, SearchFilters, SearchOrder, SearchPage
+from catalogue.index.tantivy_analysis import LANGUAGES, PLAIN, analyzer, is_stop_word, register
+from catalogue.index.tantivy_documents import (
+    CONCEPT_FACETS,
+    DATASET_FIELDS,
+    LABEL_BOOST,
+    LABEL_FIELDS,
+    PLAIN_FACETS,
+    DocumentBuilder,
+    key,
+    schema,
+)
+from catalogue.index.text_query import Segment, TextQuery, parse
+from catalogue.ontology.vocabulary import Vocabulary, shipped_vocabulary
 
-_TEXT_FIELDS = ("title", "description", "keywords", "cancer_types", "body_sites", "modalities")
-_BOOSTS = {"title": 3.0, "cancer_types": 2.0, "body_sites": 2.0, "keywords": 1.5}
+log = logging.getLogger(__name__)
 
+MAX_FACET_VALUES = 100
+"""Values listed per facet, most frequent first."""
 
-def _schema() -> tantivy.Schema:
-    builder = tantivy.SchemaBuilder()
-    builder.add_text_field("key", stored=True, tokenizer_name="raw", fast=True)
-    builder.add_text_field("provider", stored=True, tokenizer_name="raw", fast=True)
-    for name in _TEXT_FIELDS:
-        builder.add_text_field(name, stored=False, tokenizer_name="en_stem")
-    builder.add_text_field("sort_title", stored=False, tokenizer_name="raw", fast=True)
-    builder.add_text_field("payload", stored=True, tokenizer_name="raw", index_option="basic")
-    return builder.build()
+_BUCKETS = 1_000_000
+"""Terms aggregation size: more than the distinct values of any field, so counts are exact."""
 
+_TIE_BREAKER = 0.2
+"""How much the other fields matching a word add to the best one."""
 
-def _key(provider_id: str, identifier: str) -> str:
-    return f"{provider_id}\x1f{identifier}"
+_CONCEPT_BOOST = 2.0
 
-
-def _document(dataset: Dataset) -> tantivy.Document:
-    return tantivy.Document(
-        key=_key(dataset.provider_id, dataset.identifier),
-        provider=dataset.provider_id,
-        title=dataset.title,
-        description=dataset.description,
-        keywords=" ; ".join(dataset.keywords),
-        cancer_types=" ; ".join(dataset.cancer_types),
-        body_sites=" ; ".join(dataset.body_sites),
-        modalities=" ; ".join(dataset.modalities),
-        sort_title=dataset.title.casefold(),
-        payload=dataset.model_dump_json(),
-    )
+_FIELD_LANGUAGES = {
+    **{name: "en" for name in DATASET_FIELDS},
+    **LABEL_FIELDS,
+}
 
 
 class TantivyDatasetIndex:
-    """One tantivy index; documents hold the Dataset JSON so hits need no store round trip."""
+    """One tantivy index; documents hold the Dataset JSON so hits need no store round trip.
+    Labels and query concepts come from `vocabulary` (default: the shipped vocabularies)."""
 
-    def __init__(self, path: Path) -> None:
-        path.mkdir(parents=True, exist_ok=True)
-        try:
-            self._index = tantivy.Index(_schema(), path=str(path), reuse=True)
-        except ValueError as exc:
-            raise StoreError.cannot_open("tantivy index", path, exc) from exc
+    def __init__(self, path: Path, vocabulary: Vocabulary | None = None) -> None:
+        self._index = _open(path)
+        register(self._index)
+        self._schema = self._index.schema
         self._lock = threading.Lock()
+        self._vocabulary = vocabulary
+        self._builder: DocumentBuilder | None = None
+
+    @property
+    def vocabulary(self) -> Vocabulary:
+        if self._vocabulary is None:
+            self._vocabulary = shipped_vocabulary()
+        return self._vocabulary
 
     def replace_provider(self, provider_id: str, datasets: list[Dataset]) -> None:
         self._write(datasets, provider=provider_id)
 
     def update(self, datasets: list[Dataset], removed: list[tuple[str, str]]) -> None:
-        self._write(datasets, keys=[_key(*d.key) for d in datasets] + [_key(*k) for k in removed])
+        self._write(datasets, keys=[key(*d.key) for d in datasets] + [key(*k) for k in removed])
 
     def _write(
         self, datasets: list[Dataset], provider: str | None = None, keys: list[str] | None = None
     ) -> None:
         """Delete a provider's documents or the given keys, add `datasets`: one commit."""
+        if self._builder is None:
+            self._builder = DocumentBuilder(self.vocabulary)
+        documents = [self._builder.document(d) for d in datasets]
         with self._lock:
             writer = self._index.writer(heap_size=64_000_000, num_threads=1)
             try:
                 if provider is not None:
                     writer.delete_documents_by_term("provider", provider)
-                for key in keys or ():
-                    writer.delete_documents_by_term("key", key)
-                for dataset in datasets:
-                    writer.add_document(_document(dataset))
+                for k in keys or ():
+                    writer.delete_documents_by_term("key", k)
+                for document in documents:
+                    writer.add_document(document)
                 writer.commit()
             except Exception:
                 writer.rollback()
@@ -84,31 +104,47 @@ class TantivyDatasetIndex:
                 writer.wait_merging_threads()
             self._index.reload()
 
-    def _query(self, text: str | None, providers: tuple[str, ...]) -> tantivy.Query:
-        parts: list[tuple[tantivy.Occur, tantivy.Query]] = []
-        if text and text.strip():
-            parsed, _errors = self._index.parse_query_lenient(
-                text, list(_TEXT_FIELDS), field_boosts=_BOOSTS
-            )
-            parts.append((tantivy.Occur.Must, parsed))
-        if providers:
-            schema = self._index.schema
-            alternatives = [
-                (tantivy.Occur.Should, tantivy.Query.term_query(schema, "provider", p))
-                for p in providers
-            ]
-            parts.append((tantivy.Occur.Must, tantivy.Query.boolean_query(alternatives)))
-        if not parts:
-            return tantivy.Query.all_query()
-        return tantivy.Query.boolean_query(parts)
-
     def search(
-        self, text: str | None, offset: int, limit: int, providers: tuple[str, ...] = ()
+        self,
+        text: str | None,
+        offset: int,
+        limit: int,
+        filters: SearchFilters | None = None,
+        facets: bool = False,
+        *,
+        order: SearchOrder = "relevance",
+        providers: tuple[str, ...] = (),
+        expand: bool = True,
     ) -> SearchPage:
+        filters = filters or SearchFilters()
+        if providers:
+            filters = SearchFilters(
+                providers=(*filters.providers, *providers),
+                concepts=filters.concepts,
+                access_rights=filters.access_rights,
+                licenses=filters.licenses,
+                themes=filters.themes,
+            )
         searcher = self._index.searcher()
-        query = self._query(text, providers)
-        ranked = bool(text and text.strip())
-        result = searcher.search(
+        parsed = parse(text, self.vocabulary if expand else None, is_stop_word) if text else None
+        ranked = parsed is not None and order == "relevance"
+        query = self._query(parsed, filters, expand)
+        result = self._run(searcher, query, offset, limit, ranked)
+        if _count(result) == 0 and parsed is not None and parsed.required() > 1:
+            query = self._query(parsed, filters, expand, required=1)
+            result = self._run(searcher, query, offset, limit, ranked)
+        hits = result.hits[:limit] if limit > 0 else []
+        datasets = [
+            Dataset.model_validate_json(searcher.doc(address)["payload"][0]) for _, address in hits
+        ]
+        counts = self._facets(searcher, query) if facets else {}
+        return SearchPage(total=_count(result), datasets=datasets, facets=counts)
+
+    @staticmethod
+    def _run(
+        searcher: tantivy.Searcher, query: tantivy.Query, offset: int, limit: int, ranked: bool
+    ) -> tantivy.SearchResult:
+        return searcher.search(
             query,
             limit=max(limit, 0) or 1,
             count=True,
@@ -116,15 +152,131 @@ class TantivyDatasetIndex:
             order_by_field=None if ranked else "sort_title",
             order=tantivy.Order.Asc,
         )
-        hits = result.hits[:limit] if limit > 0 else []
-        datasets = [
-            Dataset.model_validate_json(searcher.doc(address)["payload"][0]) for _, address in hits
+
+    # -- queries
+
+    def _query(
+        self,
+        parsed: TextQuery | None,
+        filters: SearchFilters,
+        expand: bool,
+        required: int | None = None,
+    ) -> tantivy.Query:
+        parts: list[tuple[tantivy.Occur, tantivy.Query]] = []
+        if parsed is not None:
+            fields = list(_FIELD_LANGUAGES) if expand else list(DATASET_FIELDS)
+            clauses = [q for c in parsed.clauses if (q := self._clause(c, fields)) is not None]
+            if clauses:
+                need = min(required or parsed.required(), len(clauses))
+                should = [(tantivy.Occur.Should, q) for q in clauses]
+                parts.append((tantivy.Occur.Must, tantivy.Query.boolean_query(should, need)))
+            elif parsed.clauses:  # words, but none any analyzer keeps: nothing matches
+                return tantivy.Query.empty_query()
+            for segment in parsed.excluded:
+                excluded = self._segment(segment, fields)
+                if excluded is not None:
+                    parts.append((tantivy.Occur.MustNot, excluded))
+        parts.extend((tantivy.Occur.Must, f) for f in self._filters(filters))
+        if not any(occur == tantivy.Occur.Must for occur, _ in parts):
+            parts.append((tantivy.Occur.Must, tantivy.Query.all_query()))
+        return tantivy.Query.boolean_query(parts)
+
+    def _clause(self, alternatives: tuple[Segment, ...], fields: list[str]) -> tantivy.Query | None:
+        queries = [q for s in alternatives if (q := self._segment(s, fields)) is not None]
+        if len(queries) <= 1:
+            return queries[0] if queries else None
+        return tantivy.Query.boolean_query([(tantivy.Occur.Should, q) for q in queries])
+
+    def _segment(self, segment: Segment, fields: list[str]) -> tantivy.Query | None:
+        """The segment's words in the text fields, or one of the concepts it names."""
+        options: list[tantivy.Query] = []
+        if segment.phrase:
+            text = self._phrase(" ".join(segment.words), fields)
+        else:
+            words = [self._phrase(w, fields) for w in segment.words]
+            kept = [w for w in words if w is not None]
+            text = (
+                kept[0]
+                if len(kept) == 1
+                else tantivy.Query.boolean_query([(tantivy.Occur.Must, w) for w in kept])
+                if kept
+                else None
+            )
+        if text is not None:
+            options.append(text)
+        if segment.concepts:
+            terms = [
+                tantivy.Query.term_query(self._schema, "concepts", c, index_option="basic")
+                for c in segment.concepts
+            ]
+            options.append(
+                tantivy.Query.boost_query(
+                    tantivy.Query.disjunction_max_query(terms), _CONCEPT_BOOST
+                )
+            )
+        if len(options) <= 1:
+            return options[0] if options else None
+        return tantivy.Query.boolean_query([(tantivy.Occur.Should, q) for q in options])
+
+    def _phrase(self, text: str, fields: list[str]) -> tantivy.Query | None:
+        """Text in any of the fields (adjacent tokens when it analyses to several), the best
+        field scoring."""
+        tokens = {lang: analyzer(lang).analyze(text) for lang in {*LANGUAGES, PLAIN}}
+        per_field = []
+        for name in fields:
+            words = tokens[_FIELD_LANGUAGES[name]]
+            if not words:
+                continue
+            if len(words) == 1:
+                query = tantivy.Query.term_query(self._schema, name, words[0])
+            else:
+                query = tantivy.Query.phrase_query(self._schema, name, list(words))
+            boost = DATASET_FIELDS.get(name, LABEL_BOOST)
+            per_field.append(tantivy.Query.boost_query(query, boost))
+        if not per_field:
+            return None
+        return tantivy.Query.disjunction_max_query(per_field, _TIE_BREAKER)
+
+    def _filters(self, filters: SearchFilters) -> list[tantivy.Query]:
+        """One unscored query per restriction."""
+        restrictions = [
+            ("provider", filters.providers),
+            ("access_rights", filters.access_rights),
+            ("license", filters.licenses),
+            ("theme", filters.themes),
+            *(("concepts", tuple(group)) for group in filters.concepts),
         ]
-        return SearchPage(total=int(getattr(result, "count", 0) or 0), datasets=datasets)
+        out = []
+        for name, values in restrictions:
+            if values or name == "concepts":
+                terms = tantivy.Query.term_set_query(self._schema, name, sorted(set(values)))
+                out.append(tantivy.Query.const_score_query(terms, 0.0))
+        return out
+
+    # -- facets
+
+    def _facets(self, searcher: tantivy.Searcher, query: tantivy.Query) -> FacetCounts:
+        fields = [*PLAIN_FACETS, *CONCEPT_FACETS, *(f"{f}_specific" for f in CONCEPT_FACETS)]
+        request = {
+            name: {"terms": {"field": name, "size": _BUCKETS, "segment_size": _BUCKETS}}
+            for name in fields
+        }
+        result = searcher.aggregate(query, request)
+        counts = {
+            name: {str(b["key"]): int(b["doc_count"]) for b in result[name]["buckets"]}
+            for name in fields
+        }
+        out: FacetCounts = {}
+        for name in PLAIN_FACETS:
+            out[name] = _top(counts[name].items())
+        for name in CONCEPT_FACETS:
+            closure = counts[name]
+            out[name] = _top((v, closure[v]) for v in counts[f"{name}_specific"])
+        return out
 
     def get(self, provider_id: str, identifier: str) -> Dataset | None:
         searcher = self._index.searcher()
-        query = tantivy.Query.term_query(self._index.schema, "key", _key(provider_id, identifier))
+        query = tantivy.Query.term_query(self._schema, "key", key(provider_id, identifier))
         hits = searcher.search(query, limit=1).hits
         if not hits:
             return None
@@ -136,8 +288,34 @@ class TantivyDatasetIndex:
         if total == 0:
             return []
         hits = searcher.search(tantivy.Query.all_query(), limit=total).hits
-        found = [json.loads(searcher.doc(a)["payload"][0]) for _, a in hits]
-        return sorted((Dataset.model_validate(d) for d in found), key=lambda d: d.key)
+        found = [Dataset.model_validate_json(searcher.doc(a)["payload"][0]) for _, a in hits]
+        return sorted(found, key=lambda d: d.key)
 
     def close(self) -> None:
         self.__dict__.pop("_index", None)
+
+
+def _count(result: tantivy.SearchResult) -> int:
+    return int(getattr(result, "count", 0) or 0)
+
+
+def _top(counts: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
+    return sorted(counts, key=lambda item: (-item[1], item[0]))[:MAX_FACET_VALUES]
+
+
+def _open(path: Path) -> tantivy.Index:
+    """Open or create the index; one of an older schema is emptied (it is derived data)."""
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        return tantivy.Index(schema(), path=str(path), reuse=True)
+    except ValueError as exc:
+        if "schema does not match" not in str(exc):
+            raise StoreError.cannot_open("tantivy index", path, exc) from exc
+    log.warning("%s holds an index of an older schema: emptied, run `catalogue reindex`", path)
+    for file in path.iterdir():
+        if file.is_file():
+            file.unlink()
+    try:
+        return tantivy.Index(schema(), path=str(path), reuse=True)
+    except ValueError as exc:
+        raise StoreError.cannot_open("tantivy index", path, exc) from exc

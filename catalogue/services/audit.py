@@ -10,6 +10,7 @@ both tables. Times are ISO-8601 UTC text of fixed width, so they compare as text
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import sys
 import threading
@@ -104,6 +105,15 @@ def sketch_distance(a: Sketch, b: Sketch) -> int:
     for bucket, n in b:
         counts[bucket] = counts.get(bucket, 0) - n
     return sum(abs(n) for n in counts.values())
+
+
+def _published_values(value: object) -> tuple[int | None, int | None, int | None]:
+    """A cell's published [subjects, studies, series] from an audit entry (None: suppressed)."""
+    if isinstance(value, list) and len(value) == 3:
+        return (value[0], value[1], value[2])
+    if isinstance(value, int):
+        return (value, None, None)
+    return (None, None, None)
 
 
 class AuditLog:
@@ -204,21 +214,41 @@ class AuditLog:
     ) -> set[str]:
         """The keys of `cells` (subjects, sketch) whose subject set differs by 1..threshold-1
         subjects from a cell released to this user and project within the window."""
+        return set(self.nearest_released(user, project, cells, rules, now))
+
+    def nearest_released(
+        self,
+        user: str,
+        project: str,
+        cells: Mapping[str, tuple[int, Sketch]],
+        rules: DisclosureSettings,
+        now: datetime,
+    ) -> dict[str, tuple[int | None, int | None, int | None]]:
+        """For each of `cells` (subjects, sketch) whose subject set differs by 1..threshold-1
+        subjects from a cell released to this user and project within the window, the values
+        published for the nearest such cell (the earliest among equals)."""
         k = rules.threshold
         if not rules.differencing or k <= 1:
-            return set()
+            return {}
         since = _stamp(now - timedelta(days=rules.differencing_window_days))
-        flagged = set()
+        found: dict[str, tuple[int | None, int | None, int | None]] = {}
         with self._lock:
             for key, (subjects, sketch) in cells.items():
                 rows = self._con.execute(
-                    "SELECT DISTINCT sketch FROM released_cells WHERE user = ? AND project = ? "
-                    "AND subjects BETWEEN ? AND ? AND time >= ?",
+                    "SELECT r.sketch, r.cell, a.published FROM released_cells AS r "
+                    "JOIN feasibility_audit AS a ON a.id = r.audit_id "
+                    "WHERE r.user = ? AND r.project = ? AND r.subjects BETWEEN ? AND ? "
+                    "AND r.time >= ? ORDER BY r.audit_id",
                     [user, project, subjects - k + 1, subjects + k - 1, since],
                 )
-                if any(0 < sketch_distance(sketch, unpack_sketch(b)) < k for (b,) in rows):
-                    flagged.add(key)
-        return flagged
+                best: tuple[int, str, str] | None = None
+                for blob, cell, published in rows:
+                    distance = sketch_distance(sketch, unpack_sketch(blob))
+                    if 0 < distance < k and (best is None or distance < best[0]):
+                        best = (distance, cell, published)
+                if best is not None:
+                    found[key] = _published_values(json.loads(best[2]).get(best[1]))
+        return found
 
     def record(
         self,

@@ -64,6 +64,9 @@ class PublishedCell(NamedTuple):
 CellInput = tuple[ExactCounts, CellEvidence]
 """A cell's exact counts and the evidence (fingerprints) its noise is keyed by."""
 
+Published = tuple[int | None, int | None, int | None]
+"""The subjects, studies and series values an answer published for a cell (None: suppressed)."""
+
 Group = tuple[str, Sequence[str]]
 """(parent key, child keys): the parent's count is (about) the sum of its children's."""
 
@@ -112,6 +115,7 @@ def publish(
     secret: bytes,
     tables: int,
     flagged: Collection[str] = (),
+    replacements: Mapping[str, Published] | None = None,
 ) -> dict[str, PublishedCell]:
     """Disclose every cell of a feasibility answer that publishes `tables` tables.
 
@@ -120,7 +124,13 @@ def publish(
     or noisy below the threshold; a cell whose subjects are suppressed is suppressed whole, and
     so is a `flagged` one. Then, in every group whose parent is published, a lone suppressed
     non-zero child is protected by also suppressing the published non-zero child with the
-    smallest exact count (or, if there is none, the parent), until nothing changes."""
+    smallest exact count (or, if there is none, the parent), until nothing changes.
+
+    `replacements` are the values an earlier answer published for a set that differs from a
+    cell's by fewer than threshold subjects (the differencing check): such a cell publishes those
+    values instead of its own, so that it cannot be told apart from the earlier one (a count its
+    own rules suppress stays suppressed). Noise is keyed by the scale too: the same set asked
+    with another number of tables gets an independent draw, which the budget pays for."""
     if tables < 1:
         raise ValueError("an answer publishes at least one table")
     scale = None if rules.epsilon is None else tables / rules.epsilon
@@ -136,15 +146,35 @@ def publish(
         for kind in KINDS:
             noise = None
             if scale is not None:
-                noise = laplace_noise(secret, kind, prints[kind], scale)
+                noise = laplace_noise(secret, noise_label(kind, scale), prints[kind], scale)
             row[kind] = _one(getattr(counts, kind), rules, text, noise)
         out[key] = row
         if key in flagged:
             _suppress(row, "subjects", "differencing")
         elif row["subjects"].reason is not None:
             _suppress(row, "subjects", row["subjects"].reason)
+        elif replacements and key in replacements:
+            _replace(row, replacements[key], text)
     _complementary(out, cells, groups)
     return {key: PublishedCell(**row) for key, row in out.items()}
+
+
+def noise_label(kind: str, scale: float) -> str:
+    """What a count's noise is keyed by besides its set: its kind and the noise scale."""
+    return f"{kind}@{scale:g}"
+
+
+def _replace(row: dict[Kind, DisclosedCount], earlier: Published, text: str) -> None:
+    """Publish an earlier answer's values where this cell's own rules publish a value."""
+    for kind, value in zip(KINDS, earlier, strict=True):
+        if row[kind].suppressed:
+            continue
+        if value is None:
+            row[kind] = _suppressed(text, "differencing")
+        else:
+            row[kind] = DisclosedCount(value=value, suppressed=False, precision=text)
+    if row["subjects"].suppressed:
+        _suppress(row, "subjects", "differencing")
 
 
 def _suppress(row: dict[Kind, DisclosedCount], kind: Kind, reason: Reason) -> None:
@@ -159,7 +189,11 @@ def _complementary(
     cells: Mapping[str, CellInput],
     groups: Sequence[Group],
 ) -> None:
-    """Complementary suppression over `groups`, iterated until stable (zeros do not protect)."""
+    """Complementary suppression over `groups`, iterated until stable (zeros do not protect).
+
+    A group is an equation, parent = sum of children: when exactly one of its non-zero members,
+    the parent included, is hidden, it could be solved for, so the published non-zero member
+    with the smallest exact count is hidden too."""
 
     def exact(key: str, kind: Kind) -> int:
         return int(getattr(cells[key][0], kind))
@@ -168,15 +202,14 @@ def _complementary(
     while changed:
         changed = False
         for parent, members in groups:
-            children = [c for c in dict.fromkeys(members) if c != parent]
+            equation = [parent, *(c for c in dict.fromkeys(members) if c != parent)]
             for kind in KINDS:
-                if out[parent][kind].suppressed:
-                    continue
-                nonzero = [c for c in children if exact(c, kind) > 0]
+                nonzero = [c for c in equation if exact(c, kind) > 0]
                 hidden = [c for c in nonzero if out[c][kind].suppressed]
                 if len(hidden) != 1:
                     continue
                 shown = [(exact(c, kind), c) for c in nonzero if not out[c][kind].suppressed]
-                victim = min(shown)[1] if shown else parent
-                _suppress(out[victim], kind, "complementary")
+                if not shown:
+                    continue
+                _suppress(out[min(shown)[1]], kind, "complementary")
                 changed = True

@@ -17,11 +17,13 @@ from typing import Any
 from catalogue.domain.cohort import CellEvidence, CohortQuery, DatasetScope, ExactResult, Stratum
 from catalogue.domain.models import Dataset, Provider
 from catalogue.exceptions import PrivacyBudgetError, QueryError
+from catalogue.services.audit import Sketch, sketch_distance
 from catalogue.services.catalogue_view import CatalogueView
 from catalogue.services.disclosure import (
     CellInput,
     DisclosedCount,
     Group,
+    Published,
     PublishedCell,
     precision,
     publish,
@@ -108,7 +110,12 @@ class FeasibilityService:
         rules = self.rules
         differencing = rules.differencing and rules.threshold > 1
         exact = self.view.catalogue.cohort.count(
-            query, strata=strata, scopes=scopes, evidence=differencing
+            query,
+            strata=strata,
+            scopes=scopes,
+            evidence=differencing,
+            strata_min_subjects=rules.threshold,
+            max_strata_cells=rules.max_strata_cells,
         )
         cells, groups = _cells(exact)
         tables = 3 + len(strata)
@@ -120,12 +127,16 @@ class FeasibilityService:
             for key, (counts, evidence) in cells.items()
             if evidence.sketch
         }
-        flagged: set[str] = set()
+        published = publish(cells, groups, rules, self._secret, tables)
         if differencing:
-            flagged = self.audit.differencing(
+            earlier = self.audit.nearest_released(
                 principal.user, principal.project, sketches, rules, now
             )
-        published = publish(cells, groups, rules, self._secret, tables, flagged)
+            replacements = _near_within(sketches, published, earlier, rules.threshold)
+            if replacements:
+                published = publish(
+                    cells, groups, rules, self._secret, tables, replacements=replacements
+                )
         free = rules.epsilon is None or self.audit.answered_before(
             principal.user, principal.project, release
         )
@@ -311,6 +322,38 @@ def _cells(exact: ExactResult) -> tuple[dict[str, CellInput], list[Group]]:
             keys.append(key)
         groups.append(("total", keys))
     return cells, groups
+
+
+def _near_within(
+    sketches: dict[str, tuple[int, Sketch]],
+    published: dict[str, Cell],
+    earlier: dict[str, Published],
+    threshold: int,
+) -> dict[str, Published]:
+    """What each cell must publish instead of its own values because its subject set differs
+    by 1..threshold-1 subjects from a set published before: an earlier answer's cell, else a
+    cell that comes before it in this answer (total, providers, datasets, strata). The cell
+    then cannot be told apart from that one, so the few subjects between them stay hidden."""
+    out = dict(earlier)
+    shown: list[tuple[str, int, Sketch]] = []
+    for key, (subjects, sketch) in sketches.items():
+        if key not in out:
+            near = [
+                (distance, other)
+                for other, n, other_sketch in shown
+                if abs(n - subjects) < threshold
+                and 0 < (distance := sketch_distance(sketch, other_sketch)) < threshold
+            ]
+            if near:
+                out[key] = _values(published[min(near)[1]], out.get(min(near)[1]))
+        shown.append((key, subjects, sketch))
+    return out
+
+
+def _values(cell: Cell, replaced: Published | None) -> Published:
+    if replaced is not None:
+        return replaced
+    return (cell.subjects.value, cell.studies.value, cell.series.value)
 
 
 def _published_json(published: dict[str, Cell]) -> str:

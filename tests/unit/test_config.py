@@ -135,3 +135,13 @@ def test_one_bad_provider_does_not_hide_the_others(tmp_path: Path) -> None:
 def test_wrong_top_level_is_fatal(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         read_providers(write(tmp_path, text))
+
+
+def test_noise_and_budgets_can_be_turned_off_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CATALOGUE_DISCLOSURE__EPSILON", "none")
+    monkeypatch.setenv("CATALOGUE_DISCLOSURE__BUDGET_DAILY", "")
+    monkeypatch.setenv("CATALOGUE_DISCLOSURE__BUDGET_TOTAL", "2.5")
+    rules = Settings().disclosure
+    assert rules.epsilon is None and rules.budget_daily is None and rules.budget_total == 2.5

@@ -17,6 +17,7 @@ from catalogue.services.disclosure import (
     PublishedCell,
     disclose,
     laplace_noise,
+    noise_label,
     publish,
 )
 
@@ -156,9 +157,11 @@ def test_precision_text_and_noise_scale() -> None:
     rules = DisclosureSettings(epsilon=0.5)
     out = publish({"total": cell(100, fp=5)}, [], rules, SECRET, tables=3)
     assert out["total"].subjects.precision == "noised (Laplace scale 6), rounded to 5"
-    expected = 100 + laplace_noise(SECRET, "subjects", 5, 6.0)
+    expected = 100 + laplace_noise(SECRET, noise_label("subjects", 6.0), 5, 6.0)
     assert out["total"].subjects.value == max(math.floor(expected / 5 + 0.5) * 5, 10)
-    series = 100 + laplace_noise(SECRET, "series", 7, 6.0)  # keyed by the series fingerprint
+    series = 100 + laplace_noise(
+        SECRET, noise_label("series", 6.0), 7, 6.0
+    )  # keyed by the series fingerprint
     assert out["total"].series.value == max(math.floor(series / 5 + 0.5) * 5, 10)
     assert publish({"t": cell(100)}, [], NO_NOISE, SECRET, 1)["t"].subjects.precision == (
         "rounded to 5"
@@ -187,11 +190,19 @@ def test_small_and_zero_subjects_suppress_the_whole_cell() -> None:
 
 def test_noise_below_threshold_suppresses() -> None:
     rules = DisclosureSettings(epsilon=1.0)
-    fp = next(fp for fp in range(10**5) if laplace_noise(SECRET, "subjects", fp, 2.0) < -3)
+    fp = next(
+        fp
+        for fp in range(10**5)
+        if laplace_noise(SECRET, noise_label("subjects", 2.0), fp, 2.0) < -3
+    )
     out = publish({"t": cell(10, 100, 100, fp=fp)}, [], rules, SECRET, tables=2)
     assert out["t"].subjects.reason == "noise"
     assert out["t"].studies.reason == "noise" and out["t"].studies.value is None
-    fp = next(fp for fp in range(10**5) if laplace_noise(SECRET, "subjects", fp, 2.0) > 3)
+    fp = next(
+        fp
+        for fp in range(10**5)
+        if laplace_noise(SECRET, noise_label("subjects", 2.0), fp, 2.0) > 3
+    )
     assert publish({"t": cell(10, fp=fp)}, [], rules, SECRET, tables=2)["t"].subjects.value == 15
 
 
@@ -375,3 +386,33 @@ def test_small_counts_never_published_whatever_the_noise(
     if exact < threshold:
         assert all(getattr(shown, k).value is None for k in KINDS)
         assert shown.subjects.reason == "small"
+
+
+def test_a_parent_is_a_member_of_its_equation() -> None:
+    # the hidden provider (4) is protected by hiding the hospital; the hospital's only dataset
+    # would give the hospital back, so the dataset is hidden too
+    cells = {
+        "total": cell(154),
+        "provider:clinic": cell(4),
+        "provider:hospital": cell(150),
+        "dataset:hospital/general": cell(150),
+    }
+    groups = [
+        ("total", ["provider:clinic", "provider:hospital"]),
+        ("provider:hospital", ["dataset:hospital/general"]),
+    ]
+    out = publish(cells, groups, NO_NOISE, SECRET, tables=3)
+    assert out["provider:clinic"].subjects.suppressed
+    assert out["provider:hospital"].subjects.reason == "complementary"
+    assert out["dataset:hospital/general"].subjects.reason == "complementary"
+    assert not out["total"].subjects.suppressed
+
+
+def test_replacements_publish_the_earlier_values_but_never_a_small_count() -> None:
+    cells = {"a": cell(24), "b": cell(7), "c": cell(40)}
+    earlier = {"a": (25, 25, None), "b": (10, 10, 10), "c": (None, None, None)}
+    out = publish(cells, [], NO_NOISE, SECRET, tables=3, replacements=earlier)
+    assert (out["a"].subjects.value, out["a"].studies.value) == (25, 25)
+    assert out["a"].series.suppressed and out["a"].series.reason == "differencing"
+    assert out["b"].subjects.suppressed and out["b"].subjects.reason == "small"
+    assert out["c"].subjects.suppressed and out["c"].series.suppressed

@@ -7,7 +7,7 @@ start from with per-value subject counts kept after each write.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from catalogue.domain.cohort import (
 from catalogue.exceptions import QueryError, StoreError
 from catalogue.imaging.features import SERIES_SCHEMA
 from catalogue.index.duckdb.compiler import Scope, compile_count
-from catalogue.index.duckdb.planner import Statistics, strata_domain
+from catalogue.index.duckdb.planner import Statistics, data_domains, strata_domain
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS series (
@@ -54,6 +54,21 @@ CREATE TABLE IF NOT EXISTS diagnoses (
     code VARCHAR NOT NULL
 )
 """
+
+_VALUE_CONCEPTS_DDL = """
+CREATE TABLE IF NOT EXISTS value_concepts (
+    provider VARCHAR NOT NULL,
+    field VARCHAR NOT NULL,
+    value VARCHAR NOT NULL,
+    concept VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS value_concept_versions (
+    provider VARCHAR PRIMARY KEY,
+    version BIGINT NOT NULL
+)
+"""
+VALUE_FIELDS = ("body_part", "modality", "manufacturer")
+"""The series columns whose raw values get concepts (`value_concepts`)."""
 
 _DIAGNOSES_CHUNK = 65_536
 _INSERT_DIAGNOSES = """
@@ -97,6 +112,7 @@ class DuckDBCohortIndex:
         except duckdb.Error as exc:
             raise StoreError.cannot_open("DuckDB cohort index", path, exc) from exc
         self._con.execute(_DDL)
+        self._con.execute(_VALUE_CONCEPTS_DDL)
         self._migrate()
         self._lock = threading.Lock()
         self._scope_cache: list[tuple[str, str]] | None = None
@@ -192,6 +208,8 @@ class DuckDBCohortIndex:
         strata: tuple[tuple[Stratum, ...], ...] = (),
         scopes: frozenset[tuple[str, str]] | None = None,
         evidence: bool = False,
+        strata_min_subjects: int = 1,
+        max_strata_cells: int = 5000,
     ) -> ExactResult:
         query = query.normalised()
         tree = query.criterion()
@@ -199,16 +217,22 @@ class DuckDBCohortIndex:
         try:
             pairs = self._pairs_in_scope(con, query, scopes)
             scope = self._scope(con, pairs)
-            domains = [strata_domain(con, dims, scope) for dims in strata]
+            listed = data_domains(con, strata, scope, strata_min_subjects)
+            domains = [strata_domain(dims, listed) for dims in strata]
             cells = sum(len(d) for d in domains)
-            if cells > self.max_strata_cells:
+            if cells > max_strata_cells:
                 raise QueryError(
                     f"the strata asked for have {cells} cells; at most "
-                    f"{self.max_strata_cells} are allowed (ask for fewer dimensions)"
+                    f"{max_strata_cells} are allowed (ask for fewer dimensions)"
                 )
             statistics = self._statistics(con)
             compiled = compile_count(
-                tree, scope, strata, sketches=evidence, selectivity=statistics.share
+                tree,
+                scope,
+                strata,
+                sketches=evidence,
+                selectivity=statistics.share,
+                domains=listed,
             )
             try:
                 rows = con.execute(compiled.sql, compiled.params).fetchall()
@@ -217,8 +241,6 @@ class DuckDBCohortIndex:
         finally:
             con.close()
         return _assemble(rows, pairs, strata, domains, "; ".join(compiled.plan))
-
-    max_strata_cells = 5000
 
     def _pairs_in_scope(
         self,
@@ -312,6 +334,92 @@ class DuckDBCohortIndex:
         finally:
             con.close()
 
+    def distinct_values(self, provider_id: str, field: str) -> dict[str, tuple[int, int]]:
+        """Raw value of a series column -> (series, subjects) holding it, for one provider."""
+        if field not in VALUE_FIELDS:
+            raise QueryError(f"unknown field {field!r} (known: {', '.join(VALUE_FIELDS)})")
+        con = self._con.cursor()
+        try:
+            rows = con.execute(
+                f"SELECT {field}, count(*), count(DISTINCT subject) FROM series "
+                f"WHERE provider = $1 AND {field} IS NOT NULL GROUP BY {field}",
+                [provider_id],
+            ).fetchall()
+        finally:
+            con.close()
+        return {str(value): (int(series), int(subjects)) for value, series, subjects in rows}
+
+    def replace_value_concepts(
+        self, provider_id: str, rows: Iterable[tuple[str, str, str]], version: int
+    ) -> None:
+        """Make (field, raw value, concept) rows the provider's value concepts, computed with
+        mapping set `version`, in one transaction."""
+        fields, values, concepts = [], [], []
+        for field, value, concept in rows:
+            fields.append(field)
+            values.append(value)
+            concepts.append(concept)
+        incoming = pa.table(
+            {
+                "field": pa.array(fields, pa.string()),
+                "value": pa.array(values, pa.string()),
+                "concept": pa.array(concepts, pa.string()),
+            }
+        )
+        with self._lock:
+            con = self._con.cursor()
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.execute("DELETE FROM value_concepts WHERE provider = ?", [provider_id])
+                con.register("incoming", incoming)
+                con.execute(
+                    "INSERT INTO value_concepts SELECT DISTINCT $1, field, value, concept "
+                    "FROM incoming",
+                    [provider_id],
+                )
+                con.unregister("incoming")
+                con.execute(
+                    "INSERT OR REPLACE INTO value_concept_versions VALUES (?, ?)",
+                    [provider_id, version],
+                )
+                con.execute("COMMIT")
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            finally:
+                con.close()
+
+    def concept_values(self, field: str, concepts: Collection[str]) -> frozenset[tuple[str, str]]:
+        """(provider, raw value) pairs of `field` whose concepts (closure) hold any of
+        `concepts`."""
+        if not concepts:
+            return frozenset()
+        con = self._con.cursor()
+        try:
+            rows = con.execute(
+                "SELECT DISTINCT provider, value FROM value_concepts "
+                "WHERE field = $1 AND list_contains($2, concept)",
+                [field, sorted(concepts)],
+            ).fetchall()
+        finally:
+            con.close()
+        return frozenset((str(p), str(v)) for p, v in rows)
+
+    def mapping_version(self, provider_id: str | None = None) -> int | None:
+        """The mapping set version the value concepts were computed with: the provider's, or
+        the oldest over every provider; None before any."""
+        con = self._con.cursor()
+        try:
+            if provider_id is None:
+                row = con.execute("SELECT min(version) FROM value_concept_versions").fetchone()
+            else:
+                row = con.execute(
+                    "SELECT version FROM value_concept_versions WHERE provider = ?", [provider_id]
+                ).fetchone()
+        finally:
+            con.close()
+        return None if row is None or row[0] is None else int(row[0])
+
     def close(self) -> None:
         self._con.close()
 
@@ -335,6 +443,7 @@ def _assemble(
     evidence: dict[str, CellEvidence] = {}
     sketches: dict[str, list[tuple[int, int]]] = {}
     found: list[dict[tuple[str | None, ...], StratumCell]] = [{} for _ in strata]
+    cell_sketches: dict[tuple[int, tuple[str | None, ...]], list[tuple[int, int]]] = {}
     for row in rows:
         kind, provider, dataset = row[0], row[1], row[2]
         if kind in ("p", "d"):
@@ -348,6 +457,10 @@ def _assemble(
         elif kind in ("kp", "kd"):
             key = f"provider:{provider}" if kind == "kp" else f"dataset:{provider}/{dataset}"
             sketches.setdefault(key, []).append((int(row[3]), int(row[4])))
+        elif kind.startswith("q"):
+            cell_sketches.setdefault((int(kind[1:]), tuple(row[9])), []).append(
+                (int(row[3]), int(row[4]))
+            )
         else:
             values = tuple(row[9])
             found[int(kind[1:])][values] = StratumCell(
@@ -383,6 +496,10 @@ def _assemble(
         studies=sum(c.studies for c in by_provider.values()),
         series=sum(c.series for c in by_provider.values()),
     )
+    for (number, values), buckets in cell_sketches.items():
+        stratum_cell = found[number][values]
+        sketched = stratum_cell.evidence.model_copy(update={"sketch": tuple(sorted(buckets))})
+        found[number][values] = stratum_cell.model_copy(update={"evidence": sketched})
     tables = tuple(
         StrataTable(
             dimensions=dims,

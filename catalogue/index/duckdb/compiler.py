@@ -11,6 +11,7 @@ ever touches a subject.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
@@ -26,6 +27,9 @@ from catalogue.exceptions import QueryError
 
 MAX_POSITIVE_STUDY_LEAVES = 4
 """Counted rows are pre-aggregated for every subset of the positive study leaves (2^n)."""
+
+OTHER = "(other)"
+"""The strata value of rows whose value too few subjects in scope hold to be listed."""
 
 SKETCH_MASK = 255
 """Subject sketches have SKETCH_MASK + 1 buckets: the low bits of the keyed pseudonym."""
@@ -89,6 +93,9 @@ class Compiled:
     sql: str
     params: list[Any]
     plan: list[str]
+    """How the query is evaluated, in terms of the query only (shown by `explain`)."""
+    choice: str
+    """Where the planner started, which depends on the data (logs and benchmarks only)."""
 
 
 @dataclass
@@ -104,6 +111,8 @@ class _Compiler:
     """Row-level component expressions, by position (column c<i>)."""
     annotations: dict[tuple[str, ...], int] = field(default_factory=dict)
     plan: list[str] = field(default_factory=list)
+    choice: str = "every row in scope"
+    domains: Mapping[Stratum, tuple[str, ...]] = field(default_factory=dict)
 
     # -- leaves and components ------------------------------------------------------------
 
@@ -240,15 +249,17 @@ class _Compiler:
                 share = float(self.selectivity(node, int(column[1:])))
                 if best is None or share < best[0]:
                     best = (share, column, node)
+        # which criterion, if any, is chosen depends on the data: it stays out of the plan
+        # users see (`choice` is for logs and benchmarks only)
+        self.plan.append(
+            "start: the top-level criterion the index statistics estimate most selective, when "
+            "it selects under a quarter of the subjects; else every row in scope"
+        )
         if best is None or best[0] > 0.25:
-            self.plan.append("start: every row in scope (no selective criterion)")
+            self.choice = "every row in scope"
             return None
         share, column, node = best
-        level = "study" if node.study is not None else node.kind
-        self.plan.append(
-            f"start: {level} level, subjects with a row meeting {node.to_json()} "
-            f"(about {share:.1%} of subjects)"
-        )
+        self.choice = f"subjects with a row meeting {node.to_json()} (about {share:.1%})"
         return self.columns[int(column[1:])]
 
     # -- SQL ------------------------------------------------------------------------------
@@ -446,15 +457,32 @@ class _Compiler:
         if self.strata:
             ctes.append(self.counted_rows_cte(positive_studies, s_hit))
             for number, dims in enumerate(self.strata):
-                values = "[" + ", ".join(_STRATUM_EXPR[d] for d in dims) + "]"
+                values = "[" + ", ".join(self.stratum_expr(d) for d in dims) + "]"
                 selects.append(
                     f"SELECT 's{number}', NULL, NULL, count(DISTINCT (s.provider, s.subject)), "
                     "count(DISTINCT (s.provider, s.study)), count(*), "
                     "bit_xor(DISTINCT s.subject), bit_xor(DISTINCT s.study), bit_xor(s.series), "
                     f"{values} FROM strata_rows AS s GROUP BY ALL"
                 )
+                if self.sketches:
+                    selects.append(
+                        f"SELECT 'q{number}', NULL, NULL, s.subject & {SKETCH_MASK}, "
+                        "count(DISTINCT (s.provider, s.subject)), 0, NULL, NULL, NULL, "
+                        f"{values} FROM strata_rows AS s GROUP BY ALL"
+                    )
         sql = "WITH " + ",\n".join(ctes) + "\n" + "\nUNION ALL\n".join(selects)
-        return Compiled(sql=sql, params=self.params.values, plan=self.plan)
+        return Compiled(sql=sql, params=self.params.values, plan=self.plan, choice=self.choice)
+
+    def stratum_expr(self, dim: Stratum) -> str:
+        """A row's value for a dimension; values outside its listed domain are '(other)'."""
+        expr = _STRATUM_EXPR[dim]
+        if dim not in self.domains:
+            return expr
+        listed = self.params.add(list(self.domains[dim]))
+        return (
+            f"CASE WHEN ({expr}) IS NULL THEN NULL WHEN list_contains({listed}, {expr}) "
+            f"THEN {expr} ELSE '{OTHER}' END"
+        )
 
     def counted_rows_cte(self, positive: list[_Leaf], s_hit: str) -> str:
         """The counted rows of the subjects matching at provider level, for strata."""
@@ -483,9 +511,13 @@ def compile_count(
     strata: tuple[tuple[Stratum, ...], ...] = (),
     sketches: bool = False,
     selectivity: Any = None,
+    domains: Mapping[Stratum, tuple[str, ...]] | None = None,
 ) -> Compiled:
     """The SQL answering a normalised tree: rows (kind, provider, dataset, subjects, studies,
     series, subject/study/series fingerprints, strata values). Kinds: 'p' provider cells, 'd'
     dataset cells, 'kp'/'kd' sketch buckets (bucket in the subjects column, subjects in the
-    studies column), 's<n>' cells of strata table n."""
-    return _Compiler(tree, scope, strata, sketches, selectivity).compile()
+    studies column), 's<n>' cells of strata table n, 'q<n>' their sketch buckets. `domains`
+    lists, for the data-valued dimensions, the values shown as they are; others are '(other)'."""
+    compiler = _Compiler(tree, scope, strata, sketches, selectivity)
+    compiler.domains = domains or {}
+    return compiler.compile()

@@ -9,7 +9,7 @@ from itertools import product
 import duckdb
 
 from catalogue.domain.cohort import Criterion, SeriesCriteria, Stratum
-from catalogue.index.duckdb.compiler import Scope
+from catalogue.index.duckdb.compiler import OTHER, Scope
 
 _COUNTED = ("modality", "body_part", "manufacturer", "model")
 _UNKNOWN = 0.5
@@ -80,11 +80,35 @@ class Statistics:
         return _UNKNOWN
 
 
+def data_domains(
+    con: duckdb.DuckDBPyConnection,
+    strata: tuple[tuple[Stratum, ...], ...],
+    scope: Scope,
+    min_subjects: int,
+) -> dict[Stratum, tuple[str, ...]]:
+    """For each data-valued dimension asked for, the values held by at least `min_subjects`
+    subjects in scope: the only ones a table lists by name (the rest are '(other)'), so that
+    which cells a table has says nothing a disclosure-controlled count would not."""
+    out: dict[Stratum, tuple[str, ...]] = {}
+    for dim in {d for dims in strata for d in dims} & set(_DATA_COLUMNS):
+        where, params = _scope_sql(scope)
+        params.append(min_subjects)
+        rows = con.execute(
+            f"SELECT {_DATA_COLUMNS[dim]} AS v FROM series AS s WHERE {where} AND "
+            f"{_DATA_COLUMNS[dim]} IS NOT NULL GROUP BY v "
+            f"HAVING count(DISTINCT (s.provider, s.subject)) >= ${len(params)} ORDER BY v",
+            params,
+        ).fetchall()
+        out[dim] = tuple(str(r[0]) for r in rows)
+    return out
+
+
 def strata_domain(
-    con: duckdb.DuckDBPyConnection, dims: tuple[Stratum, ...], scope: Scope
+    dims: tuple[Stratum, ...], domains: dict[Stratum, tuple[str, ...]]
 ) -> list[tuple[str | None, ...]]:
-    """Every combination of the dimensions' values in scope, whatever the criteria: the cells a
-    table lists must not depend on who matched."""
+    """Every cell of a table: the combinations of each dimension's values, whatever the
+    criteria (fixed lists for sex and age bands; listed values, '(other)' and unknown for the
+    data-valued ones)."""
     axes: list[tuple[str | None, ...]] = []
     for dim in dims:
         if dim is Stratum.SEX:
@@ -92,19 +116,15 @@ def strata_domain(
         elif dim is Stratum.AGE_BAND:
             axes.append(AGE_BANDS)
         else:
-            column = {
-                Stratum.MODALITY: "modality",
-                Stratum.BODY_PART: "body_part",
-                Stratum.YEAR: "CAST(study_year AS VARCHAR)",
-            }[dim]
-            where, params = _scope_sql(scope)
-            rows = con.execute(
-                f"SELECT DISTINCT {column} AS v FROM series AS s WHERE {where} "
-                "ORDER BY v NULLS LAST",
-                params,
-            ).fetchall()
-            axes.append(tuple(None if r[0] is None else str(r[0]) for r in rows))
+            axes.append((*domains[dim], OTHER, None))
     return list(product(*axes))
+
+
+_DATA_COLUMNS = {
+    Stratum.MODALITY: "s.modality",
+    Stratum.BODY_PART: "s.body_part",
+    Stratum.YEAR: "CAST(s.study_year AS VARCHAR)",
+}
 
 
 def _scope_sql(scope: Scope) -> tuple[str, list[object]]:
