@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -335,18 +336,20 @@ def _near_within(
     cell that comes before it in this answer (total, providers, datasets, strata). The cell
     then cannot be told apart from that one, so the few subjects between them stay hidden."""
     out = dict(earlier)
-    shown: list[tuple[str, int, Sketch]] = []
-    for key, (subjects, sketch) in sketches.items():
+    shown: list[tuple[int, int, str, Sketch]] = []  # (subjects, order, key, sketch), sorted
+    for order, (key, (subjects, sketch)) in enumerate(sketches.items()):
         if key not in out:
+            low = bisect_left(shown, (subjects - threshold + 1,))
+            high = bisect_left(shown, (subjects + threshold,))
             near = [
-                (distance, other)
-                for other, n, other_sketch in shown
-                if abs(n - subjects) < threshold
-                and 0 < (distance := sketch_distance(sketch, other_sketch)) < threshold
+                (distance, earlier_order, other)
+                for _, earlier_order, other, other_sketch in shown[low:high]
+                if 0 < (distance := sketch_distance(sketch, other_sketch)) < threshold
             ]
             if near:
-                out[key] = _values(published[min(near)[1]], out.get(min(near)[1]))
-        shown.append((key, subjects, sketch))
+                nearest = min(near)[2]
+                out[key] = _values(published[nearest], out.get(nearest))
+        insort(shown, (subjects, order, key, sketch))
     return out
 
 
