@@ -19,6 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.alias_generators import to_camel
 
 
 class Sex(StrEnum):
@@ -49,7 +50,11 @@ class Stratum(StrEnum):
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+    """Immutable; fields take their snake_case names or the API's camelCase ones."""
+
+    model_config = ConfigDict(
+        frozen=True, extra="forbid", populate_by_name=True, alias_generator=to_camel
+    )
 
 
 def _codes(values: tuple[str, ...]) -> tuple[str, ...]:
@@ -200,7 +205,10 @@ class Criterion(_Frozen):
 
     @model_validator(mode="after")
     def _one_field(self) -> Criterion:
-        given = [name for name in type(self).model_fields if getattr(self, name) is not None]
+        fields = type(self).model_fields
+        given = [
+            fields[name].alias or name for name in fields if getattr(self, name) is not None
+        ]
         if len(given) != 1:
             raise ValueError(
                 "a criterion takes exactly one of allOf, anyOf, not, subject, study, series"
@@ -358,7 +366,9 @@ class CohortQuery(_Frozen):
         normal = self.normalised()
         return json.dumps(
             {
-                "datasets": normal.datasets.model_dump(mode="json", exclude_defaults=True),
+                "datasets": normal.datasets.model_dump(
+                    mode="json", exclude_defaults=True, by_alias=True
+                ),
                 "where": normal.where.to_json() if normal.where else None,
             },
             sort_keys=True,

@@ -1,5 +1,6 @@
 """Feasibility over the full IDC demo (1,044,191 series) through HTTP GraphQL, in exact mode,
-checked against an independent DuckDB SQL reference over idc_index.parquet; and, under default
+checked against an independent reference over idc_index.parquet (DuckDB SQL per criterion, Python
+set algebra for the tree: tests/reference/idc_sql.py), strata tables included; and, under default
 disclosure settings, a property test that no count between 1 and threshold-1 is ever published.
 """
 
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -17,7 +19,7 @@ from hypothesis import strategies as st
 
 from catalogue.api.app import create_app
 from catalogue.config import DisclosureSettings
-from catalogue.domain.cohort import CohortQuery, ExactCounts
+from catalogue.domain.cohort import CohortQuery, DatasetScope, ExactCounts, Stratum
 from tests.conftest import IdcDemo
 from tests.reference.idc_sql import reference_counts
 
@@ -73,22 +75,197 @@ QUERIES: list[dict[str, Any]] = [
         "series": [{"modality": ["MR"]}, {"modality": ["CT"]}],
         "subject": {"age_min": 20, "age_max": 80},
     },
+    # -- subject level
+    {"datasets": {"providers": ["breast"]}, "subject": {"sex": ["F"], "age_min": 65}},
+    {"where": {"subject": {"age_min": 90}}},
+    {"subject": {"diagnosis": ["C34.1"]}},
+    # -- study level: years, modalities, series within one study
+    {"studies": [{"year_min": 1999, "year_max": 2001}]},
+    {"studies": [{"year_max": 1960}]},
+    {"studies": [{"year_min": 2010, "modalities": ["MR", "SEG"]}]},
+    {"studies": [{"modalities": ["ct", "PT"]}], "subject": {"age_min": 60}},
+    {
+        "studies": [
+            {"series": [{"modality": ["CT"], "body_part": ["CHEST"]}, {"modality": ["SEG"]}]}
+        ]
+    },
+    {
+        "studies": [
+            {
+                "year_min": 2008,
+                "year_max": 2011,
+                "series": [{"modality": ["MR"], "model": ["Skyra"]}],
+            }
+        ]
+    },
+    {"studies": [{"modalities": ["MR"]}, {"modalities": ["CT"]}]},
+    # -- series level: model, annotations, contrast, measurements (not in IDC)
+    {"series": [{"model": ["LightSpeed QX/i", "lightspeed16"]}]},
+    {"series": [{"modality": ["CT"], "has_annotation": ["SEG"]}]},
+    {
+        "datasets": {"providers": ["genitourinary"]},
+        "series": [{"modality": ["MR"], "has_annotation": ["SEG", "SR"]}],
+    },
+    {"series": [{"has_annotation": ["RTSTRUCT"]}]},
+    {"datasets": {"datasets": ["nsclc_radiomics"]}, "series": [{"contrast": False}]},
+    {"series": [{"contrast": True}]},
+    {"series": [{"slice_thickness_max": 2.5}]},
+    {"series": [{"modality": ["MR"], "field_strength_min": 1.5}]},
+    # -- sameStudy
+    {"series": [{"modality": ["CT"]}, {"modality": ["SEG"]}], "same_study": True},
+    {
+        "series": [{"modality": ["MR"], "body_part": ["PROSTATE"]}, {"modality": ["SEG"]}],
+        "same_study": True,
+    },
+    # -- nested boolean trees
+    {
+        "where": {
+            "any_of": [
+                {"series": {"modality": ["MG"]}},
+                {"all_of": [{"series": {"modality": ["MR"]}}, {"subject": {"sex": ["F"]}}]},
+            ]
+        }
+    },
+    {
+        "where": {
+            "all_of": [
+                {"series": {"modality": ["CT"]}},
+                {"not": {"series": {"modality": ["SEG", "RTSTRUCT"]}}},
+            ]
+        }
+    },
+    {
+        "datasets": {"providers": ["thoracic", "breast"]},
+        "where": {"not": {"any_of": [{"subject": {"sex": ["U"]}}, {"subject": {"age_max": 39}}]}},
+    },
+    {
+        "where": {
+            "all_of": [
+                {
+                    "any_of": [
+                        {"study": {"modalities": ["PT"]}},
+                        {"series": {"model": ["Biograph128"]}},
+                    ]
+                },
+                {"not": {"all_of": [{"subject": {"sex": ["M"]}}, {"study": {"year_max": 2005}}]}},
+            ]
+        }
+    },
+    {
+        "where": {
+            "any_of": [
+                {"not": {"study": {"year_min": 2000}}},
+                {"series": {"body_part": ["BREAST"], "has_annotation": ["SEG"]}},
+            ]
+        }
+    },
+    {"datasets": {"providers": ["thoracic"]}, "where": {"not": {"study": {"modalities": ["SEG"]}}}},
+    {
+        "datasets": {"datasets": ["nlst", "lidc_idri", "nsclc_radiomics", "tcga_luad"]},
+        "subject": {"sex": ["M"]},
+        "where": {
+            "any_of": [
+                {"study": {"year_min": 2000, "year_max": 2000}},
+                {
+                    "all_of": [
+                        {"series": {"modality": ["SEG"]}},
+                        {"not": {"subject": {"age_min": 65}}},
+                    ]
+                },
+            ]
+        },
+    },
+    {
+        "where": {
+            "all_of": [{"series": {"modality": ["CT"]}}, {"not": {"series": {"modality": ["CT"]}}}]
+        }
+    },
+    {"where": {"any_of": []}},
+    {"where": {"all_of": []}, "datasets": {"providers": ["multi-site"]}},
+    # -- scopes by catalogue metadata (resolved by the reference from collections_index.parquet)
+    {"datasets": {"cancer_types": ["Lung Cancer"]}, "series": [{"modality": ["CT"]}]},
+    {
+        "datasets": {
+            "cancer_types": ["breast cancer", "Prostate Cancer"],
+            "access_rights": ["PUBLIC"],
+        },
+        "subject": {"age_min": 50},
+    },
+    {"datasets": {"licenses": ["https://creativecommons.org/licenses/by-nc/4.0/"]}},
+]
+
+STRATIFIED: list[tuple[dict[str, Any], list[list[str]]]] = [
+    ({}, [["SEX"]]),
+    ({"series": [{"modality": ["MR"]}]}, [["AGE_BAND"]]),
+    ({"datasets": {"providers": ["breast"]}, "subject": {"sex": ["F"]}}, [["MODALITY"]]),
+    ({"studies": [{"modalities": ["CT", "SEG"]}]}, [["BODY_PART"]]),
+    ({"datasets": {"providers": ["genitourinary"]}, "series": [{"modality": ["MR"]}]}, [["YEAR"]]),
+    (
+        {"where": {"any_of": [{"series": {"modality": ["PT"]}}, {"subject": {"age_min": 70}}]}},
+        [["SEX", "AGE_BAND"]],
+    ),
+    ({"datasets": {"providers": ["neuro-head-neck"]}}, [["MODALITY", "YEAR"], ["SEX"]]),
+    ({"where": {"not": {"series": {"modality": ["SM"]}}}}, [["MODALITY"], ["BODY_PART"]]),
 ]
 
 
 def camel(value: Any) -> Any:
-    """snake_case keys to the API's camelCase, and DICOM sex codes to the GraphQL enum."""
+    """snake_case keys to the API's camelCase (all_of, any_of and not_ to allOf, anyOf and not),
+    and DICOM sex codes to the GraphQL enum."""
     sexes = {"F": "FEMALE", "M": "MALE", "O": "OTHER", "U": "UNKNOWN"}
     if isinstance(value, dict):
         out = {}
         for key, item in value.items():
-            head, *rest = key.split("_")
+            head, *rest = key.rstrip("_").split("_")
             name = head + "".join(p.title() for p in rest)
             out[name] = [sexes[s] for s in item] if key == "sex" else camel(item)
         return out
     if isinstance(value, list):
         return [camel(v) for v in value]
     return value
+
+
+def metadata_scopes(parquet: Path, collections_csv: Path, scope: DatasetScope) -> set[Any] | None:
+    """The (provider, collection) pairs whose IDC collection metadata meets the scope's cancer
+    types, access rights and licences (None when it has none of them): values compared
+    case-insensitively, an IRI also by its last path segment."""
+    if not scope.by_metadata:
+        return None
+
+    def names(value: str) -> set[str]:
+        text = value.strip().casefold().rstrip("/")
+        return {text, text.rsplit("/", 1)[-1]}
+
+    def meets(asked: tuple[str, ...], have: list[str]) -> bool:
+        return not asked or any(names(a) & names(h) for a in asked for h in have)
+
+    con = duckdb.connect()
+    providers = dict(
+        con.execute(
+            "SELECT * FROM read_csv(?, all_varchar = true)", [str(collections_csv)]
+        ).fetchall()
+    )
+    rows = con.execute(
+        "SELECT collection_id, cancer_types, sources FROM read_parquet(?)",
+        [str(parquet.with_name("collections_index.parquet"))],
+    ).fetchall()
+    con.close()
+    pairs = set()
+    for collection, cancer_types, sources in rows:
+        original = [s for s in sources or [] if s.get("source_type") == "original_data"]
+        main = original[0] if original else (sources[0] if sources else {})
+        public = (main.get("Access") or "").casefold() == "public"
+        access = ".../access-right/" + ("PUBLIC" if public else "RESTRICTED")
+        licence = (main.get("license") or {}).get("license_url") or ""
+        types = [t.strip() for t in (cancer_types or "").split(",") if t.strip()]
+        if (
+            meets(scope.cancer_types, types)
+            and meets(scope.access_rights, [access])
+            and meets(scope.licenses, [licence])
+            and collection in providers
+        ):
+            pairs.add((providers[collection], collection))
+    return pairs
 
 
 @pytest.fixture(scope="module")
@@ -135,8 +312,12 @@ def test_exact_counts_equal_reference_sql(
     body = response.json()
     assert "errors" not in body, body
     got = body["data"]["feasibility"]
+    query = CohortQuery.model_validate(raw)
+    scopes = metadata_scopes(
+        idc_demo.parquet, idc_demo.collections_csv, query.datasets.normalised()
+    )
     expected = reference_counts(
-        reference_con, idc_demo.parquet, idc_demo.collections_csv, CohortQuery.model_validate(raw)
+        reference_con, idc_demo.parquet, idc_demo.collections_csv, query, scopes=scopes
     )
     assert as_counts(got) == expected.total
     assert {p["provider"]["id"]: as_counts(p) for p in got["byProvider"]} == expected.by_provider
@@ -144,6 +325,63 @@ def test_exact_counts_equal_reference_sql(
         (d["dataset"]["provider"]["id"], d["dataset"]["identifier"]): as_counts(d)
         for d in got["byDataset"]
     } == expected.by_dataset
+
+
+STRATA_RESULT = f"""{RESULT}
+strata {{ dimensions cells {{ values {CELL} }} }}
+"""
+
+
+def stratified(strata: list[list[str]]) -> str:
+    """The feasibility document asking for `strata` (enum literals: the document does not
+    depend on the name of the enum type)."""
+    tables = ", ".join("[" + ", ".join(dims) + "]" for dims in strata)
+    return (
+        "query($q: FeasibilityQuery!) "
+        f"{{ feasibility(query: $q, strata: [{tables}]) {{ {STRATA_RESULT} }} }}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "strata"), STRATIFIED, ids=[f"s{i:02d}" for i in range(len(STRATIFIED))]
+)
+def test_strata_equal_reference_sql(
+    raw: dict[str, Any],
+    strata: list[list[str]],
+    client: TestClient,
+    idc_demo: IdcDemo,
+    reference_con: duckdb.DuckDBPyConnection,
+) -> None:
+    response = client.post(
+        "/graphql", json={"query": stratified(strata), "variables": {"q": camel(raw)}}
+    )
+    body = response.json()
+    assert "errors" not in body, body
+    got = body["data"]["feasibility"]
+    tables = tuple(tuple(Stratum[d] for d in dims) for dims in strata)
+    expected = reference_counts(
+        reference_con,
+        idc_demo.parquet,
+        idc_demo.collections_csv,
+        CohortQuery.model_validate(raw),
+        strata=tables,
+        strata_min_subjects=idc_demo.catalogue.settings.disclosure.threshold,
+    )
+    assert as_counts(got) == expected.total
+    assert {p["provider"]["id"]: as_counts(p) for p in got["byProvider"]} == expected.by_provider
+    assert [
+        (
+            tuple(Stratum[d] for d in table["dimensions"]),
+            {tuple(c["values"]): as_counts(c) for c in table["cells"]},
+        )
+        for table in got["strata"]
+    ] == [(t.dimensions, {c.values: c.counts for c in t.cells}) for t in expected.strata]
+    # sex partitions the counted rows (and the matching subjects that have any)
+    for table in got["strata"]:
+        if table["dimensions"] == ["SEX"]:
+            cells = [as_counts(c) for c in table["cells"]]
+            assert sum(c.series for c in cells) == got["series"]["value"]
+            assert sum(c.subjects for c in cells) <= got["subjects"]["value"]
 
 
 MODALITIES = ["CT", "MR", "PT", "SEG", "SR", "MG", "RTSTRUCT", "US", "CR", "NM"]

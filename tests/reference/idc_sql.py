@@ -9,8 +9,8 @@ The rows (parsed once per connection into a TEMP table):
 - The provider of a row is the collections.csv mapping of its collection_id; rows whose
   collection is not mapped, and rows with a NULL or empty PatientID, StudyInstanceUID,
   SeriesInstanceUID or collection_id, are ignored.
-- A subject is (provider, PatientID), a study (provider, PatientID, StudyInstanceUID); each row
-  is one series.
+- A subject is (provider, PatientID), a study (provider, StudyInstanceUID) and a study of a
+  subject its rows of that study; each row is one series.
 - Row sex is upper(trim(PatientSex)) when F, M or O, else U. Subject sex is the one distinct
   non-U sex of all the subject's rows in the provider (whatever the query scope), else U.
 - Row age is whole years from PatientAge matching ^\\s*(\\d{1,3})\\s*([DWMYdwmy])\\s*$:
@@ -22,7 +22,8 @@ The rows (parsed once per connection into a TEMP table):
   model (ManufacturerModelName) have whitespace collapsed and are lower-cased; empty is NULL.
   An annotation row is one of modality SEG, RTSTRUCT or SR.
 - IDC has no ReferencedSeriesUID, SliceThickness, MagneticFieldStrength or ContrastBolusAgent:
-  an annotation's annotated series is unknown (so it annotates every other row of its study),
+  an annotation's annotated series is unknown (so it annotates every other row of its study
+  and collection),
   slice-thickness and field-strength bounds never hold, and no contrast is ever recorded
   (`contrast: false` holds for every row, `contrast: true` for none). IDC supplies no
   diagnoses (a diagnosis leaf holds for nobody).
@@ -33,7 +34,10 @@ SQL query giving the set of (provider, cell, patient) it holds for; the tree is 
 with Python sets: allOf is the intersection, anyOf the union, not the in-scope subjects of the
 cell minus the child. Counted rows are, likewise, the union of the (row, cell) sets each
 positive leaf selects by SQL (or every row when there is none), restricted to the matching
-subjects; studies, series and strata are counted over them by SQL.
+subjects; studies, series and strata are counted over them by SQL. A strata table lists all
+sexes, all age bands and, for modality, body part and year, the values at least
+`strata_min_subjects` subjects hold in scope, then '(other)' for the rest, then unknown
+(docs/privacy.md, "Strata listings").
 """
 
 from __future__ import annotations
@@ -54,8 +58,8 @@ from catalogue.domain.cohort import (
     ExactResult,
     SeriesCriteria,
     StrataTable,
-    StratumCell,
     Stratum,
+    StratumCell,
     StudyCriteria,
     SubjectCriteria,
 )
@@ -210,7 +214,8 @@ def _series_predicate(sql: _Sql, item: SeriesCriteria, u: str) -> str:
         parts.append(f"""EXISTS (
             SELECT 1 FROM ref_cells AS a
             WHERE a.provider = {u}.provider AND a.cell = {u}.cell AND a.patient = {u}.patient
-              AND a.study = {u}.study AND a.rid <> {u}.rid AND a.is_annotation AND {kinds}
+              AND a.study = {u}.study AND a.dataset = {u}.dataset AND a.rid <> {u}.rid
+              AND a.is_annotation AND {kinds}
         )""")
     return "(" + " AND ".join(parts) + ")"
 
@@ -275,8 +280,8 @@ def _leaf_rows(con: duckdb.DuckDBPyConnection, leaf: Criterion) -> set[int]:
             SELECT {key} FROM ref_cells AS u
             JOIN ({_study_grouped(sql, study)}) AS t USING (provider, cell, patient, study)
             WHERE t.met AND ({" OR ".join(chosen) or "TRUE"})"""
-    found = con.execute(text, sql.params).fetchnumpy()
-    return set(next(iter(found.values())).tolist())
+    found = con.sql(text, params=sql.params).to_arrow_table()
+    return set(found.column(0).to_pylist())
 
 
 def _evaluate(
@@ -287,15 +292,15 @@ def _evaluate(
     memo: dict[str, set[Key]],
 ) -> set[Key]:
     if node.all_of is not None:
-        out = set(universe)
+        both = set(universe)
         for child in node.all_of:
-            out &= _evaluate(con, tables, child, universe, memo)
-        return out
+            both &= _evaluate(con, tables, child, universe, memo)
+        return both
     if node.any_of is not None:
-        out = set()
+        either: set[Key] = set()
         for child in node.any_of:
-            out |= _evaluate(con, tables, child, universe, memo)
-        return out
+            either |= _evaluate(con, tables, child, universe, memo)
+        return either
     if node.not_ is not None:
         return universe - _evaluate(con, tables, node.not_, universe, memo)
     text = str(node.to_json())
@@ -322,8 +327,8 @@ def _dimension(stratum: Stratum) -> str:
         Stratum.SEX: "h.subject_sex",
         Stratum.AGE_BAND: (
             "CASE WHEN h.age IS NULL THEN NULL WHEN h.age >= 100 THEN '100+' "
-            "ELSE CAST(h.age // 10 * 10 AS VARCHAR) || '-' || CAST(h.age // 10 * 10 + 9 AS VARCHAR) "
-            "END"
+            "ELSE CAST(h.age // 10 * 10 AS VARCHAR) || '-' "
+            "|| CAST(h.age // 10 * 10 + 9 AS VARCHAR) END"
         ),
         Stratum.MODALITY: "h.modality",
         Stratum.BODY_PART: "h.body_part",
@@ -331,17 +336,20 @@ def _dimension(stratum: Stratum) -> str:
     }[stratum]
 
 
-def _domain(con: duckdb.DuckDBPyConnection, stratum: Stratum) -> list[str | None]:
-    """Every value of a dimension in the scope."""
-    if stratum is Stratum.SEX:
-        return list(SEXES)
-    if stratum is Stratum.AGE_BAND:
-        return list(AGE_BANDS)
+OTHER = "(other)"
+
+
+def _listed(con: duckdb.DuckDBPyConnection, stratum: Stratum, min_subjects: int) -> list[str]:
+    """The values of a data-valued dimension that at least `min_subjects` subjects hold in the
+    scope."""
     rows = con.execute(
-        f"SELECT DISTINCT {_dimension(stratum)} FROM ref_cells AS h WHERE h.cell = ''"
+        f"""SELECT v FROM (
+            SELECT {_dimension(stratum)} AS v, count(DISTINCT (h.provider, h.patient)) AS n
+            FROM ref_cells AS h WHERE h.cell = '' GROUP BY v
+        ) WHERE v IS NOT NULL AND n >= $min ORDER BY v""",
+        {"min": min_subjects},
     ).fetchall()
-    values = {None if v is None else str(v) for (v,) in rows}
-    return sorted(values, key=lambda v: (v is None, v or ""))
+    return [str(v) for (v,) in rows]
 
 
 def reference_counts(
@@ -351,6 +359,7 @@ def reference_counts(
     query: CohortQuery,
     strata: Sequence[Sequence[Stratum]] = (),
     scopes: Iterable[tuple[str, str]] | None = None,
+    strata_min_subjects: int = 1,
 ) -> ExactResult:
     """Exact counts of `query` over the raw IDC table, per provider and per collection, with
     its strata tables; `scopes` (provider, collection) pairs narrow the scope further (what the
@@ -379,7 +388,9 @@ def reference_counts(
 
     universe: set[Key] = {
         (str(p), str(c), str(s))
-        for p, c, s in con.execute("SELECT DISTINCT provider, cell, patient FROM ref_cells")
+        for p, c, s in con.execute(
+            "SELECT DISTINCT provider, cell, patient FROM ref_cells"
+        ).fetchall()
     }
     tree = query.where if query.where is not None else Criterion(all_of=())
     matched = _evaluate(con, tables, tree, universe, {})
@@ -401,9 +412,7 @@ def reference_counts(
         for leaf in leaves:
             keys |= _leaf_rows(con, leaf)
         con.register("ref_counted", pa.table({"key": pa.array(list(keys), pa.int64())}))
-        counted_filter = (
-            "JOIN ref_counted AS k ON k.key = u.rid * 2 + CAST(u.cell <> '' AS BIGINT)"
-        )
+        counted_filter = "JOIN ref_counted AS k ON k.key = u.rid * 2 + CAST(u.cell <> '' AS BIGINT)"
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE ref_hits AS
         SELECT u.*, x.sex AS subject_sex FROM ref_cells AS u
@@ -437,18 +446,37 @@ def reference_counts(
     tables_out = []
     for dimensions in strata:
         dims = tuple(dimensions)
-        columns = [_dimension(d) for d in dims]
-        found = con.execute(f"""
+        sql = _Sql()
+        columns = []
+        domains: list[list[str | None]] = []
+        for dim in dims:
+            if dim is Stratum.SEX:
+                domains.append(list(SEXES))
+                columns.append(_dimension(dim))
+            elif dim is Stratum.AGE_BAND:
+                domains.append(list(AGE_BANDS))
+                columns.append(_dimension(dim))
+            else:
+                listed = _listed(con, dim, strata_min_subjects)
+                domains.append([*listed, OTHER, None])
+                value = _dimension(dim)
+                columns.append(
+                    f"CASE WHEN {value} IS NULL THEN NULL "
+                    f"WHEN {sql.one_of(value, listed)} THEN {value} ELSE '{OTHER}' END"
+                )
+        found = con.execute(
+            f"""
             SELECT {", ".join(columns)}, count(DISTINCT (h.provider, h.patient)),
-                   count(DISTINCT (h.provider, h.patient, h.study)), count(*)
-            FROM ref_hits AS h WHERE h.cell = '' GROUP BY ALL""").fetchall()
+                   count(DISTINCT (h.provider, h.study)), count(*)
+            FROM ref_hits AS h WHERE h.cell = '' GROUP BY ALL""",
+            sql.params,
+        ).fetchall()
         cells = {
             tuple(None if v is None else str(v) for v in row[: len(dims)]): ExactCounts(
                 subjects=row[-3], studies=row[-2], series=row[-1]
             )
             for row in found
         }
-        domains = [_domain(con, d) for d in dims]
         every = list(itertools.product(*domains))
         assert set(cells) <= set(every), set(cells) - set(every)
         tables_out.append(
