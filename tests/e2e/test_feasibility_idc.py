@@ -423,7 +423,9 @@ random_queries = st.fixed_dictionaries(
 
 @pytest.fixture(scope="module")
 def default_client(idc_demo: IdcDemo) -> Iterator[TestClient]:
-    strict = idc_demo.catalogue.settings.model_copy(update={"disclosure": DisclosureSettings()})
+    # the default rules, but no budget: this test asks many questions (budgets: test_attacks)
+    rules = DisclosureSettings(budget_daily=None, budget_total=None)
+    strict = idc_demo.catalogue.settings.model_copy(update={"disclosure": rules})
     view = dataclasses.replace(idc_demo.catalogue, settings=strict)
     with TestClient(create_app(strict, catalogue=view)) as c:
         yield c
