@@ -1,5 +1,6 @@
 """The shipped vocabularies: closures checked against the raw source text, coverage of the
-BodyPartExamined values real data uses, labels, CURIEs, and the reproducible build."""
+BodyPartExamined values real data uses, labels (with the hand-made translations), CURIEs, and the
+reproducible build."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from catalogue.dcat.access_levels import AccessLevel
 from catalogue.exceptions import ConfigError
 from catalogue.ontology import build
 from catalogue.ontology.curie import CURIE_PREFIXES, to_curie, to_iri
+from catalogue.ontology.turtle import Label, SchemeRecord
 from catalogue.ontology.vocabulary import (
     ONTOLOGIES_DIR,
     Vocabulary,
@@ -166,18 +168,149 @@ def test_idc_body_parts_are_mapped_or_listed(
     assert "SCT:39607008" in lung.exact_matches
 
 
+TRANSLATIONS = ONTOLOGIES_DIR / "curated" / "labels-translations.tsv"
+
+
+def translation_rows() -> list[tuple[str, str, str, str]]:
+    """(curie, language, label, kind) of the curated translations table."""
+    lines = TRANSLATIONS.read_text(encoding="utf-8").splitlines()
+    rows = [tuple(x.split("\t")) for x in lines if x and x[0] != "#"]
+    assert rows[0] == ("curie", "language", "label", "kind")
+    return [(r[0], r[1], r[2], r[3]) for r in rows[1:]]
+
+
 def test_labels_are_language_tagged_in_the_sources_languages(vocab: Vocabulary) -> None:
-    # every source in the corpus labels in English only; none gives another language
+    # every source in the corpus labels in English only; the other languages are exactly the
+    # hand-made translations of the curated table
     languages = set()
+    translated = set()
     for concept in vocab.concepts.values():
         for labels in (concept.pref_labels, concept.alt_labels, concept.hidden_labels):
             languages |= set(labels)
         if concept.scheme != "access-right":
             assert concept.pref_labels.get("en"), concept.curie
-    assert languages == {"en"}
+        assert not set(concept.hidden_labels) - {"en"}, concept.curie
+        for language, text in concept.pref_labels.items():
+            if language != "en":
+                translated.add((concept.curie, language, text, "pref"))
+        for language, texts in concept.alt_labels.items():
+            if language != "en":
+                translated |= {(concept.curie, language, text, "alt") for text in texts}
+    assert languages == {"en", "de", "fr", "es", "it", "nl", "pt", "pl"}
+    assert translated == set(translation_rows())
     # the access-right labels are not in the corpus: codes only
     assert all(not c.pref_labels for c in vocab.in_scheme("access-right"))
     assert vocab["NCIT:C2926"].alt_labels["en"]  # synonyms from the Disease Ontology
+
+
+@pytest.mark.parametrize(
+    ("text", "curies"),
+    [
+        # lung cancer: NCIt's malignant lung neoplasm (the default mapping of "Lung Cancer") and
+        # the Disease Ontology's lung cancer (what the English label names, carcinomas below it)
+        ("Lungenkrebs", ["DOID:1324", "NCIT:C7377"]),
+        ("cancro do pulmão", ["DOID:1324", "NCIT:C7377"]),
+        ("rak płuca", ["DOID:1324", "NCIT:C7377"]),
+        ("nicht-kleinzelliges Lungenkarzinom", ["NCIT:C2926"]),
+        ("cancer du sein", ["NCIT:C9335"]),
+        ("borstkanker", ["NCIT:C9335"]),
+        ("Brustkrebs", ["NCIT:C9335"]),
+        ("cáncer de próstata", ["NCIT:C7378"]),
+        ("Darmkrebs", ["NCIT:C4978"]),
+        ("nierkanker", ["NCIT:C7548"]),
+        ("Nierenzellkarzinom", ["NCIT:C9385"]),
+        ("cáncer de hígado", ["NCIT:C34803"]),
+        ("carcinome hépatocellulaire", ["NCIT:C3099"]),
+        ("rak trzustki", ["DOID:1793", "NCIT:C9005"]),
+        ("Pankreastumor", ["NCIT:C3305"]),
+        ("tumore al cervello", ["NCIT:C3568"]),  # Italian "tumore" names cancers
+        ("Hirntumor", ["NCIT:C2907"]),
+        ("Glioblastom", ["NCIT:C3058"]),
+        ("cancer de la tête et du cou", ["DOID:11934", "NCIT:C4013"]),
+        ("cancer du col de l'utérus", ["NCIT:C9311"]),
+        ("Eierstockkrebs", ["NCIT:C7431"]),
+        ("tumore della vescica", ["NCIT:C9334"]),
+        ("Endometriumkarzinom", ["NCIT:C7558"]),
+        ("czerniak", ["NCIT:C3224"]),
+        ("lymphome", ["NCIT:C3208"]),
+        ("Leukämie", ["NCIT:C3161"]),
+        ("Speiseröhrenkrebs", ["DOID:5041"]),
+        ("cáncer gástrico", ["NCIT:C9331"]),
+        ("Lunge", ["SCT:39607008"]),
+        ("Brustkorb", ["SCT:816094009"]),
+        ("sein", ["SCT:76752008"]),
+        ("Gehirn", ["SCT:12738006"]),
+        ("fegato", ["SCT:10200004"]),
+        ("próstata", ["SCT:41216001"]),
+        ("IRM", ["DCM:MR"]),
+        ("Magnetresonanztomographie", ["DCM:MR"]),
+        ("tomografía computarizada", ["DCM:CT"]),
+        ("TEP", ["DCM:PT"]),
+        ("mamografía", ["DCM:MG"]),
+        ("Ultraschall", ["DCM:US"]),
+        ("segmentación", ["DCM:SEG"]),
+    ],
+)
+def test_translated_labels_resolve(vocab: Vocabulary, text: str, curies: list[str]) -> None:
+    assert [c.curie for c in vocab.lookup(text)] == curies
+    assert [c.curie for c in vocab.lookup(text.upper())] == curies  # normalised like any label
+
+
+def test_translations_keep_the_english_labels(vocab: Vocabulary) -> None:
+    lung = vocab["DOID:1324"]
+    assert lung.label() == "lung cancer"
+    assert lung.label("de") == "Lungenkrebs"
+    assert lung.label("pt") == "cancro do pulmão"
+    assert "câncer de pulmão" in lung.alt_labels["pt"]
+    assert vocab["DCM:MR"].label() == "Magnetic Resonance"
+    # every concept the table names is in the vocabularies, with one preferred label per language
+    rows = translation_rows()
+    assert len(rows) > 500
+    prefs = [(curie, language) for curie, language, _, kind in rows if kind == "pref"]
+    assert len(prefs) == len(set(prefs))
+    assert {curie for curie, *_ in rows} <= set(vocab.concepts)
+
+
+def test_broken_translation_tables_are_config_errors(tmp_path: Path) -> None:
+    def scheme() -> SchemeRecord:
+        record = SchemeRecord("s", "t", "d", "1", [], [], "r")
+        for code, label in (("C1", "Lung"), ("C2", "Liver")):
+            record.concept(to_iri(f"NCIT:{code}")).pref.append(Label(label))
+        return record
+
+    header = "# comment\ncurie\tlanguage\tlabel\tkind\n"
+    good = scheme()
+    table = tmp_path / "t.tsv"
+    table.write_text(header + "NCIT:C1\tde\tLunge\tpref\nNCIT:C1\tnl\tlong\talt\n")
+    build.add_translations([good], table)
+    assert [(x.text, x.language) for x in good.concepts[to_iri("NCIT:C1")].pref] == [
+        ("Lung", "en"),
+        ("Lunge", "de"),
+    ]
+    assert "https://creativecommons.org/publicdomain/zero/1.0/" in good.licences
+    bad_rows = {
+        "NCIT:C9\tde\tX\tpref": "in no vocabulary",
+        "NOPE:1\tde\tX\tpref": "known prefix",
+        "NCIT:C1\ten\tLungs\talt": "language tag",
+        "NCIT:C1\ten-GB\tLungs\talt": "language tag",
+        "NCIT:C1\tdeu-x\tX\tpref": "language tag",
+        "NCIT:C1\tde\tLunge\tpref\nNCIT:C1\tde\tLungen\tpref": "preferred label in de",
+        "NCIT:C1\tde\tLeber\tpref\nNCIT:C2\tde\tLeber\tpref": "already labels",
+        "NCIT:C1\tfr\tliver\talt": "already labels",
+        "NCIT:C1\tde\tLunge\tsynonym": "pref or alt",
+        "NCIT:C1\tde\t Lunge\tpref": "non-empty",
+        "NCIT:C1\tde\tLunge": "non-empty",
+        "NCIT:C1\tde\tL\talt\nNCIT:C1\tde\tL\talt": "twice",
+    }
+    for rows, message in bad_rows.items():
+        table.write_text(header + rows + "\n")
+        with pytest.raises(ConfigError, match=message):
+            build.add_translations([scheme()], table)
+    table.write_text("curie\tlang\tlabel\tkind\n")
+    with pytest.raises(ConfigError, match="header"):
+        build.add_translations([scheme()], table)
+    with pytest.raises(ConfigError, match="missing"):
+        build.add_translations([scheme()], tmp_path / "absent.tsv")
 
 
 def test_curie_round_trip(vocab: Vocabulary) -> None:
