@@ -1,5 +1,5 @@
-"""The `catalogue` command: demo, harvest, runs, report, audit, reindex, validate, serve,
-schemas."""
+"""The `catalogue` command: demo, harvest, runs, report, audit, reindex, coverage, propose, remap,
+mappings, validate, serve, schemas."""
 
 from __future__ import annotations
 
@@ -199,6 +199,139 @@ def reindex_command() -> None:
         counts = reindex_all(catalogue)
     for provider, n in counts.items():
         console.print(f"{provider}: {n} datasets indexed")
+
+
+FieldOption = Annotated[
+    str | None, typer.Option("--field", help="Only this field: body_part, modality, manufacturer.")
+]
+
+
+@app.command("coverage")
+def coverage_command(
+    provider: Annotated[str | None, typer.Option(help="Only this provider.")] = None,
+    field: FieldOption = None,
+    unmapped: Annotated[
+        bool, typer.Option("--unmapped", help="Only values no mapping or standard term resolves.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Show each raw value of the providers' series: series and subjects (exact), its codes and
+    how it got them."""
+    from rich.markup import escape
+
+    from catalogue.services.curation import RESOLUTIONS, coverage
+
+    with open_catalogue(Settings()) as catalogue:
+        rows = coverage(catalogue, provider, field, unmapped)
+        current, applied = catalogue.mappings.version(), catalogue.cohort.mapping_version()
+    if as_json:
+        out = [
+            dataclasses.asdict(r)
+            | {"mapped": r.mapped, "concepts": [{"curie": c, "label": n} for c, n in r.concepts]}
+            for r in rows
+        ]
+        print(json.dumps(out, indent=2))
+        return
+    table = Table(title=f"Coverage of raw values (mapping set version {current})")
+    for column in ("provider", "field", "value", "series", "subjects", "how", "concepts"):
+        table.add_column(column, overflow="fold")
+    totals: dict[tuple[str, str], list[int]] = {}
+    for r in rows:
+        concepts = escape(", ".join(f"{c} {n}" for c, n in r.concepts) or "-")
+        value = escape(r.value) if r.mapped else f"[yellow]{escape(r.value)}[/yellow]"
+        table.add_row(
+            r.provider, r.field, value, f"{r.series:,}", f"{r.subjects:,}",
+            RESOLUTIONS[r.how], concepts,
+        )  # fmt: skip
+        total = totals.setdefault((r.provider, r.field), [0, 0, 0, 0])
+        total[0] += r.mapped
+        total[1] += 1
+        total[2] += r.series if r.mapped else 0
+        total[3] += r.series
+    console.print(table)
+    for (provider_id, name), (mapped, values, series_mapped, series) in totals.items():
+        share = f"{series_mapped / series:.1%}" if series else "-"
+        console.print(f"{provider_id} {name}: {mapped}/{values} values mapped, {share} of series")
+    if applied != current:
+        console.print(
+            f"[yellow]the indexes apply mapping set version {applied}: run `catalogue remap`"
+        )
+
+
+@app.command("propose")
+def propose_command(
+    provider: Annotated[str | None, typer.Option(help="Only this provider's values.")] = None,
+    field: FieldOption = None,
+) -> None:
+    """Propose mappings for unmapped raw values (lexical matches, stored as proposed: not
+    applied until a curator approves them)."""
+    from rich.markup import escape
+
+    from catalogue.services.curation import mapping_key, propose_mappings
+
+    with open_catalogue(Settings()) as catalogue:
+        report = propose_mappings(catalogue, provider, field)
+    table = Table(title=f"{len(report.proposals)} proposals")
+    for column in ("provider", "field", "value", "object", "label", "confidence", "match"):
+        table.add_column(column, overflow="fold")
+    for m in report.proposals:
+        provider_id, name, value = mapping_key(m) or ("", "", "")
+        table.add_row(
+            provider_id, name, escape(value), m.object_id or "", escape(m.object_label or ""),
+            f"{m.confidence or 0:g}", m.comment or "",
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"mapping set version {report.version}")
+
+
+@app.command("remap")
+def remap_command() -> None:
+    """Apply the current mapping set to the cohort and datasets indexes, without harvesting."""
+    from catalogue.services.curation import remap
+
+    with open_catalogue(Settings()) as catalogue:
+        report = remap(catalogue)
+    for provider_id, values in report.values.items():
+        datasets = report.datasets.get(provider_id, 0)
+        console.print(f"{provider_id}: {values} raw values, {datasets} datasets reindexed")
+    typer.echo(f"mapping set version {report.version} applied")
+
+
+mappings_app = typer.Typer(no_args_is_help=True, help="The curators' mapping set (SSSOM/TSV).")
+app.add_typer(mappings_app, name="mappings")
+
+
+@mappings_app.command("export")
+def mappings_export_command(
+    out: Annotated[Path | None, typer.Option(help="File to write (default: standard output).")] = (
+        None
+    ),
+    version: Annotated[int | None, typer.Option(help="A past version of the set.")] = None,
+) -> None:
+    """Export the mapping set as SSSOM/TSV (every status; review_status says which)."""
+    from catalogue.services.curation import mapping_set_text
+
+    with open_catalogue(Settings()) as catalogue:
+        text, number = mapping_set_text(catalogue, version)
+    if out is None:
+        typer.echo(text, nl=False)
+    else:
+        out.write_text(text, encoding="utf-8")
+        console.print(f"mapping set version {number} written to {out}")
+
+
+@mappings_app.command("import")
+def mappings_import_command(
+    file: Annotated[Path, typer.Argument(help="An SSSOM/TSV mapping set of LOCAL subjects.")],
+    author: Annotated[str, typer.Option(help="Who imports: an ORCID CURIE or a name.")],
+) -> None:
+    """Import an SSSOM/TSV mapping set (statuses as it gives them); `catalogue remap` applies
+    it."""
+    from catalogue.ontology.sssom import read_sssom
+
+    with open_catalogue(Settings()) as catalogue:
+        version = catalogue.mappings.import_set(read_sssom(file), author)
+    typer.echo(f"mapping set version {version}; run `catalogue remap` to apply it")
 
 
 @app.command("serve")

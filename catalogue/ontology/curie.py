@@ -49,3 +49,12 @@ def curie_or_none(iri: str) -> str | None:
     if match is None or match.end() == len(iri):
         return None
     return f"{_PREFIX_OF[match.group()]}:{iri[match.end() :]}"
+
+
+_CURIE = re.compile(r"^([A-Za-z][A-Za-z0-9_]*):(\S+)$")
+
+
+def is_curie(text: str) -> bool:
+    """Whether `text` is a CURIE of a known prefix (case-insensitive), e.g. `SCT:39607008`."""
+    match = _CURIE.match(text)
+    return match is not None and match[1].upper() in CURIE_PREFIXES

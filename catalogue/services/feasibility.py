@@ -18,6 +18,7 @@ from typing import Any
 from catalogue.domain.cohort import CellEvidence, CohortQuery, DatasetScope, ExactResult, Stratum
 from catalogue.domain.models import Dataset, Provider
 from catalogue.exceptions import PrivacyBudgetError, QueryError
+from catalogue.ontology.curie import is_curie
 from catalogue.services.audit import Sketch, sketch_distance
 from catalogue.services.catalogue_view import CatalogueView
 from catalogue.services.disclosure import (
@@ -239,11 +240,21 @@ class FeasibilityService:
                 raise QueryError(f"unknown dataset(s): {', '.join(missing)}")
 
     def _metadata_scope(self, scope: DatasetScope) -> frozenset[tuple[str, str]]:
-        """The (provider, dataset) pairs whose catalogue metadata meets the scope's criteria."""
+        """The (provider, dataset) pairs whose catalogue metadata meets the scope's criteria; a
+        cancer type given as a concept (NCIT:C2926) also finds datasets whose cancer types map
+        to one of its descendants."""
         chosen = set()
+        concepts = {c.upper() for c in scope.cancer_types if is_curie(c)}
+        names = [c for c in scope.cancer_types if not is_curie(c)]
+        annotator = self.view.catalogue.annotator() if concepts else None
         for key, dataset in self.view.datasets_by_key().items():
-            if scope.cancer_types and not _matches(scope.cancer_types, dataset.cancer_types):
-                continue
+            if scope.cancer_types:
+                named = bool(names) and _matches(names, dataset.cancer_types)
+                coded = annotator is not None and bool(
+                    concepts & annotator.annotate(key[0], "cancer_type", dataset.cancer_types)
+                )
+                if not (named or coded):
+                    continue
             if scope.access_rights and not _matches(scope.access_rights, [dataset.access_rights]):
                 continue
             if scope.licenses and not _matches(scope.licenses, [dataset.license]):

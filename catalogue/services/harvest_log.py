@@ -70,6 +70,8 @@ class RunRecord:
     ended: str | None
     ok: bool | None
     sources: list[SourceReport] = field(default_factory=list)
+    mapping_version: int | None = None
+    """The curators' mapping set version the run applied to the harvested values."""
 
 
 class HarvestLog:
@@ -81,6 +83,10 @@ class HarvestLog:
             self._con = sqlite3.connect(path, check_same_thread=False)
             self._con.execute("PRAGMA journal_mode=WAL")
             self._con.executescript(_SCHEMA)
+            columns = {row[1] for row in self._con.execute("PRAGMA table_info(runs)")}
+            if "mapping_version" not in columns:  # a log from before mappings were applied
+                with self._con:
+                    self._con.execute("ALTER TABLE runs ADD COLUMN mapping_version INTEGER")
         except sqlite3.Error as exc:
             raise StoreError(f"harvest log {path} unusable: {exc}") from exc
 
@@ -95,6 +101,11 @@ class HarvestLog:
             self._con.execute(
                 "UPDATE runs SET ended = ?, ok = ? WHERE id = ?", [_now(), int(ok), run_id]
             )
+
+    def record_mapping_version(self, run_id: int, version: int) -> None:
+        """The mapping set version the run applied (the last one, if several)."""
+        with self._con:
+            self._con.execute("UPDATE runs SET mapping_version = ? WHERE id = ?", [version, run_id])
 
     def record_source(self, run_id: int, r: SourceReport) -> None:
         with self._con:
@@ -111,11 +122,13 @@ class HarvestLog:
     def runs(self, last: int = 10) -> list[RunRecord]:
         """The most recent runs first, each with its sources' reports."""
         rows = self._con.execute(
-            "SELECT id, started, ended, ok FROM runs ORDER BY id DESC LIMIT ?", [last]
+            "SELECT id, started, ended, ok, mapping_version FROM runs ORDER BY id DESC LIMIT ?",
+            [last],
         ).fetchall()
         out = []
-        for run_id, started, ended, ok in rows:
+        for run_id, started, ended, ok, mapping_version in rows:
             record = RunRecord(run_id, started, ended, None if ok is None else bool(ok))
+            record.mapping_version = mapping_version
             for row in self._con.execute(
                 "SELECT * FROM source_runs WHERE run_id = ? ORDER BY rowid", [run_id]
             ):

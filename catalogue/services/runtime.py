@@ -12,6 +12,7 @@ from catalogue.ontology.annotate import Annotator
 from catalogue.ontology.sssom import parse_local
 from catalogue.ontology.vocabulary import shipped_vocabulary
 from catalogue.services.audit import AuditLog
+from catalogue.services.curation import import_default_set
 from catalogue.services.harvest_log import HarvestLog
 from catalogue.services.mappings import MappingStore
 from catalogue.store.base import GraphStore
@@ -82,6 +83,8 @@ def open_catalogue(settings: Settings) -> Catalogue:
         log = HarvestLog(root / "harvest-log.sqlite")
         audit = AuditLog(root / "audit.sqlite")
         mappings = MappingStore.in_data_dir(root)
+        if mappings.version() == 0:  # a new catalogue starts from the shipped default set
+            import_default_set(mappings)
         drop_incomplete_graphs(store, log)
     except Exception:
         store.close()
