@@ -33,6 +33,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/feasibility.py
 	$(BIN)/python bench/dicom_harvest.py
 	$(BIN)/python bench/harvest.py
+	$(BIN)/python bench/search.py
 
 schemas: $(STAMP)
 	$(BIN)/catalogue schemas --out schemas

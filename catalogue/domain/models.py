@@ -57,6 +57,12 @@ class Dataset(BaseModel):
     summary: DatasetSummary | None = Field(
         default=None, description="Computed by the catalogue from harvested features."
     )
+    concepts: tuple[str, ...] = Field(
+        default=(),
+        description="CURIEs of the concepts its cancer types, body sites or parts, modalities "
+        "and access rights stand for, with their exact matches and ancestors (a closure), "
+        "sorted; set by the catalogue before indexing, never written to DCAT.",
+    )
 
     @property
     def key(self) -> tuple[str, str]:

@@ -7,12 +7,14 @@ with its own analyzer; the best field counts, others a little) or, when the word
 concept, any dataset whose closure holds it: a dataset annotated only with "Lung Non-Small
 Cell Carcinoma" is found by "lung carcinoma", "NSCLC" or a German label of either. Clauses
 are required as `TextQuery.required` says; when that finds nothing, any clause will do.
-Facets are terms aggregations on fast fields, sized beyond the number of distinct values so
-that every count is exact.
+Facets are one terms aggregation on one fast field, sized beyond the number of distinct values
+so that every count is exact; matches that are most of the index are counted as every document
+(counted once per commit) less the others.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 import threading
 from collections.abc import Iterable
@@ -30,11 +32,13 @@ from catalogue.index.tantivy_documents import (
     LABEL_BOOST,
     LABEL_FIELDS,
     PLAIN_FACETS,
+    SPECIFIC,
     DocumentBuilder,
     key,
     schema,
 )
 from catalogue.index.text_query import Segment, TextQuery, parse
+from catalogue.ontology.facets import concept_facets
 from catalogue.ontology.vocabulary import Vocabulary, shipped_vocabulary
 
 log = logging.getLogger(__name__)
@@ -42,8 +46,9 @@ log = logging.getLogger(__name__)
 MAX_FACET_VALUES = 100
 """Values listed per facet, most frequent first."""
 
-_BUCKETS = 1_000_000
-"""Terms aggregation size: more than the distinct values of any field, so counts are exact."""
+_BUCKETS = 16_384
+"""Terms aggregation size to start with (more than the shipped concepts); a larger one is asked
+for when a field has more values. Oversizing is not free: buckets are allocated."""
 
 _TIE_BREAKER = 0.2
 """How much the other fields matching a word add to the best one."""
@@ -62,11 +67,17 @@ class TantivyDatasetIndex:
 
     def __init__(self, path: Path, vocabulary: Vocabulary | None = None) -> None:
         self._index = _open(path)
+        self._index.config_reader(reload_policy="manual")  # searchers change at `_write` only
         register(self._index)
         self._schema = self._index.schema
         self._lock = threading.Lock()
+        self._reader = threading.Lock()
+        """Held to change or read together the searcher and the generation."""
         self._vocabulary = vocabulary
         self._builder: DocumentBuilder | None = None
+        self._generation = 0
+        """Bumped after each commit: what `_everything` was counted on."""
+        self._everything: tuple[int, dict[str, dict[str, int]], FacetCounts] | None = None
 
     @property
     def vocabulary(self) -> Vocabulary:
@@ -102,7 +113,9 @@ class TantivyDatasetIndex:
                 raise
             finally:
                 writer.wait_merging_threads()
-            self._index.reload()
+            with self._reader:
+                self._index.reload()
+                self._generation += 1
 
     def search(
         self,
@@ -125,9 +138,10 @@ class TantivyDatasetIndex:
                 licenses=filters.licenses,
                 themes=filters.themes,
             )
-        searcher = self._index.searcher()
+        with self._reader:
+            generation, searcher = self._generation, self._index.searcher()
         parsed = parse(text, self.vocabulary if expand else None, is_stop_word) if text else None
-        ranked = parsed is not None and order == "relevance"
+        ranked = parsed is not None and bool(parsed.clauses) and order == "relevance"
         query = self._query(parsed, filters, expand)
         result = self._run(searcher, query, offset, limit, ranked)
         if _count(result) == 0 and parsed is not None and parsed.required() > 1:
@@ -137,7 +151,7 @@ class TantivyDatasetIndex:
         datasets = [
             Dataset.model_validate_json(searcher.doc(address)["payload"][0]) for _, address in hits
         ]
-        counts = self._facets(searcher, query) if facets else {}
+        counts = self._facets(searcher, generation, query, _count(result)) if facets else {}
         return SearchPage(total=_count(result), datasets=datasets, facets=counts)
 
     @staticmethod
@@ -255,23 +269,47 @@ class TantivyDatasetIndex:
 
     # -- facets
 
-    def _facets(self, searcher: tantivy.Searcher, query: tantivy.Query) -> FacetCounts:
-        fields = [*PLAIN_FACETS, *CONCEPT_FACETS, *(f"{f}_specific" for f in CONCEPT_FACETS)]
-        request = {
-            name: {"terms": {"field": name, "size": _BUCKETS, "segment_size": _BUCKETS}}
-            for name in fields
+    def _facets(
+        self, searcher: tantivy.Searcher, generation: int, query: tantivy.Query, count: int
+    ) -> FacetCounts:
+        """Exact counts over the matches: counted directly; or, when they are more than half
+        of the index, as every document's counts (kept per index generation) less the counts
+        of the other documents."""
+        everything = searcher.num_docs
+        if count <= everything // 2:
+            return self._shape(_counts(searcher, query))
+        cached = self._everything
+        if cached is None or cached[0] != generation:
+            counted = _counts(searcher, tantivy.Query.all_query())
+            cached = self._everything = (generation, counted, self._shape(counted))
+        if count == everything:
+            return cached[2]
+        others = tantivy.Query.boolean_query(
+            [(tantivy.Occur.Must, tantivy.Query.all_query()), (tantivy.Occur.MustNot, query)]
+        )
+        less = _counts(searcher, others)
+        return self._shape(
+            {
+                name: {v: n - less.get(name, {}).get(v, 0) for v, n in values.items()}
+                for name, values in cached[1].items()
+            }
+        )
+
+    def _shape(self, counts: dict[str, dict[str, int]]) -> FacetCounts:
+        """Plain facets as counted; a concept facet lists its most specific values present
+        (marked, or with nothing below them in the vocabulary), with their closure counts."""
+        out: FacetCounts = {
+            name: _top((v, n) for v, n in counts.get(name, {}).items() if n > 0)
+            for name in PLAIN_FACETS
         }
-        result = searcher.aggregate(query, request)
-        counts = {
-            name: {str(b["key"]): int(b["doc_count"]) for b in result[name]["buckets"]}
-            for name in fields
-        }
-        out: FacetCounts = {}
-        for name in PLAIN_FACETS:
-            out[name] = _top(counts[name].items())
+        facets = concept_facets(self.vocabulary)
         for name in CONCEPT_FACETS:
-            closure = counts[name]
-            out[name] = _top((v, closure[v]) for v in counts[f"{name}_specific"])
+            closure, marked = counts.get(name, {}), counts.get(f"{name}{SPECIFIC}", {})
+            out[name] = _top(
+                (v, n)
+                for v, n in closure.items()
+                if n > 0 and (marked.get(v, 0) > 0 or not facets.has_below(v))
+            )
         return out
 
     def get(self, provider_id: str, identifier: str) -> Dataset | None:
@@ -295,12 +333,30 @@ class TantivyDatasetIndex:
         self.__dict__.pop("_index", None)
 
 
+def _counts(searcher: tantivy.Searcher, query: tantivy.Query) -> dict[str, dict[str, int]]:
+    """Documents per value of the `facets` field over the documents `query` matches, by facet
+    (and `<family>+`): one terms aggregation asked for more buckets than there are values
+    (checked: tantivy reports the documents of values left out), so every count is exact."""
+    size = _BUCKETS
+    while True:
+        request = {"facets": {"terms": {"field": "facets", "size": size, "segment_size": size}}}
+        result = searcher.aggregate(query, request)["facets"]
+        if not result.get("sum_other_doc_count"):
+            break
+        size *= 16
+    counts: dict[str, dict[str, int]] = {}
+    for bucket in result["buckets"]:
+        name, _, value = str(bucket["key"]).partition("=")
+        counts.setdefault(name, {})[value] = int(bucket["doc_count"])
+    return counts
+
+
 def _count(result: tantivy.SearchResult) -> int:
     return int(getattr(result, "count", 0) or 0)
 
 
 def _top(counts: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
-    return sorted(counts, key=lambda item: (-item[1], item[0]))[:MAX_FACET_VALUES]
+    return heapq.nsmallest(MAX_FACET_VALUES, counts, key=lambda item: (-item[1], item[0]))
 
 
 def _open(path: Path) -> tantivy.Index:

@@ -54,15 +54,14 @@ def register(index: tantivy.Index) -> None:
 
 
 @lru_cache(maxsize=1)
-def _stop_filters() -> tuple[tantivy.TextAnalyzer, ...]:
-    return tuple(
-        _builder().filter(tantivy.Filter.stopword(name)).build() for name in LANGUAGES.values()
-    )
+def _stop_filters() -> tuple[tantivy.TextAnalyzer, tuple[tantivy.TextAnalyzer, ...]]:
+    """A tokenizer, and one analyzer per language that drops its stop words."""
+    stops = (_builder().filter(tantivy.Filter.stopword(n)).build() for n in LANGUAGES.values())
+    return _builder().build(), tuple(stops)
 
 
 @lru_cache(maxsize=4096)
 def is_stop_word(word: str) -> bool:
     """A word of one token that some language's stop-word list holds ("the", "du", "der")."""
-    return len(_builder().build().analyze(word)) == 1 and any(
-        not f.analyze(word) for f in _stop_filters()
-    )
+    tokens, stops = _stop_filters()
+    return len(tokens.analyze(word)) == 1 and any(not f.analyze(word) for f in stops)

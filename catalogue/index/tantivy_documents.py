@@ -8,9 +8,12 @@ language (`labels_en`, `labels_de`...), each with that language's stemmer, and `
 for other languages, untagged labels and codes. A query is analysed once per field, so a
 German word is stemmed as German against German labels whatever the language of the query.
 
-Filter and facet fields (raw, fast): `provider`, `access_rights`, `license`, `theme`;
-`concepts` (the closure: a term finds a concept's descendants); and per concept facet
-(`catalogue.ontology.facets`) the canonical closure and its most specific concepts.
+Filter fields (raw): `provider`, `access_rights`, `license`, `theme`, and `concepts` (the
+closure: a term finds a concept's descendants). Facets are counted on one fast field, `facets`,
+so that one terms aggregation (one pass over a document's values) counts them all: a value is
+`<facet>=<value>` for the plain facets, `<family>=<CURIE>` for every canonical concept of a
+concept facet's closure (`catalogue.ontology.facets`), and `<family>+=<CURIE>` marks the most
+specific of them, unless nothing in the vocabulary is below it (then it always is).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from catalogue.index.tantivy_analysis import LANGUAGES, PLAIN, analyzer_name
 from catalogue.ontology.facets import FAMILIES, ConceptFacets, concept_facets
 from catalogue.ontology.vocabulary import Concept, Vocabulary
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 4
 """Bumped when the schema changes; an index of another schema is rebuilt empty."""
 
 DATASET_FIELDS = {"title": 3.0, "terms": 2.0, "keywords": 1.5, "description": 1.0}
@@ -36,11 +39,13 @@ LABEL_FIELDS = {f"labels_{language}": language for language in (*LANGUAGES, PLAI
 LABEL_BOOST = 1.5
 
 PLAIN_FACETS = ("provider", "access_rights", "license", "theme")
-"""Facets over plain values (each its own field)."""
+"""Facets over plain values (each also its own filter field)."""
 
 CONCEPT_FACETS = tuple(FAMILIES)
-"""Facets over concepts: field `<name>` holds the canonical closure, `<name>_specific` the most
-specific concepts."""
+"""Facets over concepts."""
+
+SPECIFIC = "+"
+"""Suffix of a concept facet's name in the values that mark its most specific concepts."""
 
 
 def schema() -> tantivy.Schema:
@@ -51,13 +56,11 @@ def schema() -> tantivy.Schema:
         builder.add_text_field(name, tokenizer_name=analyzer_name("en"))
     for name, language in LABEL_FIELDS.items():
         builder.add_text_field(name, tokenizer_name=analyzer_name(language))
-    builder.add_text_field("concepts", tokenizer_name="raw", index_option="basic")
-    facet_fields = [*PLAIN_FACETS[1:], *CONCEPT_FACETS]
-    facet_fields += [f"{name}_specific" for name in CONCEPT_FACETS]
-    for name in facet_fields:
-        builder.add_text_field(name, tokenizer_name="raw", fast=True, index_option="basic")
+    for name in ("concepts", *PLAIN_FACETS[1:]):
+        builder.add_text_field(name, tokenizer_name="raw", index_option="basic")
+    builder.add_text_field("facets", tokenizer_name="raw", fast=True, index_option="basic")
     builder.add_text_field("sort_title", tokenizer_name="raw", fast=True)
-    builder.add_text_field("payload", stored=True, tokenizer_name="raw", index_option="basic")
+    builder.add_bytes_field("payload", stored=True)  # the Dataset JSON, not indexed
     builder.add_unsigned_field(f"schema_v{SCHEMA_VERSION}", indexed=False)
     return builder.build()
 
@@ -91,9 +94,17 @@ class DocumentBuilder:
         for curie in dataset.concepts:
             for name, text in self.labels(curie):
                 fields[name].append(text)
+        plain = {
+            "provider": [dataset.provider_id],
+            "access_rights": [dataset.access_rights] if dataset.access_rights else [],
+            "license": [dataset.license] if dataset.license else [],
+            "theme": sorted(set(dataset.themes)),
+        }
+        facets = [f"{name}={value}" for name, values in plain.items() for value in values]
         for family, (held, specific) in self.facets.split(dataset.concepts).items():
-            fields[family] = sorted(held)
-            fields[f"{family}_specific"] = sorted(specific)
+            facets += [f"{family}={c}" for c in sorted(held)]
+            marked = (c for c in sorted(specific) if self.facets.has_below(c))
+            facets += [f"{family}{SPECIFIC}={c}" for c in marked]
         return tantivy.Document(
             key=key(dataset.provider_id, dataset.identifier),
             provider=dataset.provider_id,
@@ -102,11 +113,12 @@ class DocumentBuilder:
             keywords=list(dataset.keywords),
             terms=terms,
             concepts=list(dataset.concepts),
-            access_rights=[dataset.access_rights] if dataset.access_rights else [],
-            license=[dataset.license] if dataset.license else [],
-            theme=list(dataset.themes),
+            access_rights=plain["access_rights"],
+            license=plain["license"],
+            theme=plain["theme"],
+            facets=facets,
             sort_title=dataset.title.casefold(),
-            payload=dataset.model_dump_json(),
+            payload=dataset.model_dump_json().encode(),
             **fields,
         )
 

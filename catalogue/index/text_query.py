@@ -3,10 +3,12 @@
     lung cancer CT -NSCLC        ->  ("lung cancer" | DOID:1324), (CT | DCM:CT), not NSCLC
     "head and neck" OR thyroid   ->  ("head and neck" | BPE:HEADNECK...) or thyroid
 
-Runs of plain words are matched against concept labels longest first (`find_mentions`); the
-words of a run that name no concept are clauses of their own, stop words left out. `OR`
-between two items makes them alternatives of one clause; `NOT x` and `-x` exclude; `AND` is
-the default. What is left of other query syntax is searched as words.
+Runs of plain words are matched against concept labels longest first (`find_mentions`), and
+words that name a concept together match as the concept or as those words (as a phrase when
+they hold a stop word: "head and neck"); the other words are clauses of their own, stop words
+left out. `OR` between two items makes them alternatives of one clause; `NOT x` and `-x`
+exclude; `AND` is implied, loosened for long texts (`TextQuery.required`). What is left of
+other query syntax is searched as words.
 """
 
 from __future__ import annotations
@@ -52,6 +54,8 @@ class _Item:
 
 
 _TOKENS = re.compile(r'(-?)"([^"]*)"?|(\S+)')
+_PARTS = re.compile(r"[\W_]+")
+"""What separates the parts of a word ("PET/CT", "l'utérus") that may name concepts apart."""
 
 
 def _items(text: str) -> list[_Item]:
@@ -113,7 +117,7 @@ def parse(
             if item.alternative:
                 flush()
                 run_alternative = True
-            run.extend(item.words)
+            run.extend(part for word in item.words for part in _PARTS.split(word) if part)
     flush()
     if not clauses and not excluded:  # nothing but stop words: search them after all
         return TextQuery(tuple((Segment((w,)),) for item in _items(text) for w in item.words))
@@ -140,7 +144,9 @@ def _run_segments(
     position = 0
     for mention in find_mentions(words, vocabulary, ignore):
         segments.extend(Segment((w,)) for w in words[position : mention.start] if not ignore(w))
-        segments.append(Segment(tuple(words[mention.start : mention.end]), False, mention.concepts))
+        named = tuple(words[mention.start : mention.end])
+        phrase = any(ignore(w) for w in named)  # "head and neck": not any "and"
+        segments.append(Segment(named, phrase, mention.concepts))
         position = mention.end
     segments.extend(Segment((w,)) for w in words[position:] if not ignore(w))
     return segments

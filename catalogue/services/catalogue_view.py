@@ -5,13 +5,20 @@ from __future__ import annotations
 import base64
 import binascii
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from catalogue.dcat.serialiser import parse_provider
 from catalogue.domain.identifiers import GRAPH_BASE
 from catalogue.domain.models import Dataset, Provider
 from catalogue.exceptions import QueryError
+from catalogue.index.base import FacetCounts, SearchOrder
 from catalogue.services.runtime import Catalogue
+from catalogue.services.search import (
+    Completion,
+    DatasetFilter,
+    completer,
+    search_filters,
+)
 
 MAX_PAGE = 100
 
@@ -23,6 +30,7 @@ class DatasetPage:
     total: int
     offset: int
     datasets: list[Dataset]
+    facets: FacetCounts = field(default_factory=dict)
 
     @property
     def has_next(self) -> bool:
@@ -102,9 +110,39 @@ class CatalogueView:
         first: int = 20,
         after: str | None = None,
         providers: tuple[str, ...] = (),
+        *,
+        filters: DatasetFilter | None = None,
+        facets: bool = False,
+        order: SearchOrder = "relevance",
+        expand: bool = True,
     ) -> DatasetPage:
+        """A page of the datasets matching `text` (with concept expansion unless `expand` is
+        false) and the filters (`providers`: the older spelling of `filters.providers`)."""
         if first < 0 or first > MAX_PAGE:
             raise QueryError(f"first must be between 0 and {MAX_PAGE}")
         offset = decode_cursor(after) + 1 if after else 0
-        page = self.catalogue.datasets.search(text, offset, first, providers)
-        return DatasetPage(total=page.total, offset=offset, datasets=page.datasets)
+        request = filters or DatasetFilter()
+        if providers:
+            request = replace(request, providers=(*request.providers, *providers))
+        page = self.catalogue.datasets.search(
+            text,
+            offset,
+            first,
+            search_filters(request, self.catalogue.annotator()),
+            facets,
+            order=order,
+            expand=expand,
+        )
+        return DatasetPage(
+            total=page.total, offset=offset, datasets=page.datasets, facets=page.facets
+        )
+
+    def concepts(self, text: str, scheme: str | None = None, first: int = 10) -> list[Completion]:
+        """Concepts whose labels (any language) start with `text`, best first."""
+        if first < 0 or first > MAX_PAGE:
+            raise QueryError(f"first must be between 0 and {MAX_PAGE}")
+        vocabulary = self.catalogue.annotator().vocabulary
+        if scheme is not None and scheme not in vocabulary.schemes:
+            known = ", ".join(sorted(vocabulary.schemes))
+            raise QueryError(f"unknown scheme {scheme!r}; known: {known}")
+        return completer(vocabulary).complete(text, scheme, first)

@@ -36,8 +36,10 @@ from catalogue.domain.identifiers import provider_graph as provider_graph_name
 from catalogue.domain.models import Dataset, DatasetSummary, Provider
 from catalogue.exceptions import CatalogueError, ConfigError
 from catalogue.net.http import HttpClient
+from catalogue.services.curation import apply_mappings
 from catalogue.services.dataset_sync import DatasetWriter
 from catalogue.services.runtime import Catalogue
+from catalogue.services.search import annotate_dataset
 from catalogue.services.summaries import parse_summary, write_summaries
 from catalogue.services.validation import validate_description
 
@@ -198,6 +200,7 @@ def harvest(
                 report.sources.append(
                     _harvest_source(run, provider, position, pseudonymiser, written, http)
                 )
+            apply_mappings(catalogue, provider.id, run.run_id)
             unindexed = partial(_unindexed, run, provider.id)
             known_iri = _known_iris(catalogue, provider.id, written)
             summaries = write_summaries(catalogue, provider.id, known_iri, unindexed)
@@ -249,7 +252,9 @@ def _update_index(
         dataset = written.get(identifier) or next(stored, None)
         if dataset is not None:
             datasets.append(dataset.model_copy(update={"summary": summaries.get(identifier)}))
-    catalogue.datasets.update(datasets, [(provider_id, i) for i in deleted])
+    annotator = catalogue.annotator()
+    annotated = [annotate_dataset(d, annotator) for d in datasets]
+    catalogue.datasets.update(annotated, [(provider_id, i) for i in deleted])
     catalogue.log.set_indexed(provider_id, pending, True)
     catalogue.log.drop_states(provider_id, deleted)
 
@@ -288,5 +293,7 @@ def reindex_all(catalogue: Catalogue) -> dict[str, int]:
 def reindex_provider(catalogue: Catalogue, provider_id: str) -> int:
     """Rebuild a provider's entries in the datasets index from the graph store."""
     datasets = stored_datasets(catalogue, provider_id)
-    catalogue.datasets.replace_provider(provider_id, datasets)
+    annotator = catalogue.annotator()
+    annotated = [annotate_dataset(d, annotator) for d in datasets]
+    catalogue.datasets.replace_provider(provider_id, annotated)
     return len(datasets)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from functools import partial
+from typing import Annotated
 
 import strawberry
 from graphql import GraphQLError
@@ -15,12 +16,18 @@ from strawberry.fastapi import BaseContext
 from strawberry.types import ExecutionContext
 
 from catalogue.api.graphql.types import (
+    Concept,
     Count,
     Dataset,
     DatasetConnection,
     DatasetCounts,
     DatasetEdge,
+    DatasetFilter,
+    DatasetOrder,
     Explanation,
+    Facet,
+    FacetField,
+    FacetValue,
     FeasibilityQuery,
     FeasibilityResult,
     PageInfo,
@@ -33,8 +40,10 @@ from catalogue.api.graphql.types import (
 )
 from catalogue.domain.cohort import Stratum
 from catalogue.exceptions import CatalogueError, QueryError
+from catalogue.index.base import FacetCounts
 from catalogue.services.catalogue_view import CatalogueView, encode_cursor
 from catalogue.services.feasibility import FeasibilityService, Principal
+from catalogue.services.search import facet_label
 
 
 @dataclass(frozen=True)
@@ -74,18 +83,45 @@ class Query:
     def providers(self, info: strawberry.Info) -> list[Provider]:
         return [Provider.of(p) for p in info.context.view.providers().values()]
 
-    @strawberry.field(description="Search datasets (full text, stemmed); no search lists all.")
+    @strawberry.field(
+        description='Search datasets: words, "phrases", OR, NOT or -word, stemmed in English, '
+        "German, French, Spanish, Italian and Dutch, over their text and the labels and synonyms "
+        "of their concepts; a phrase naming a concept also finds datasets annotated with a "
+        "narrower one. No search lists all, by title."
+    )
     async def datasets(
         self,
         info: strawberry.Info,
         search: str | None = None,
+        filter: DatasetFilter | None = None,
         first: int = 20,
         after: str | None = None,
-        providers: list[strawberry.ID] | None = None,
+        order_by: DatasetOrder = DatasetOrder.RELEVANCE,
+        expand_concepts: Annotated[
+            bool,
+            strawberry.argument(
+                description="false: match the words only, without concept expansion."
+            ),
+        ] = True,
+        providers: Annotated[
+            list[strawberry.ID] | None,
+            strawberry.argument(deprecation_reason="Use filter: {providers: [...]}."),
+        ] = None,
     ) -> DatasetConnection:
         view: CatalogueView = info.context.view
+        wants_facets = _selects(info, "facets")
         page = await asyncio.to_thread(
-            view.search, search, first, after, tuple(str(p) for p in providers or ())
+            partial(
+                view.search,
+                search,
+                first,
+                after,
+                tuple(str(p) for p in providers or ()),
+                filters=filter.to_domain() if filter else None,
+                facets=wants_facets,
+                order=order_by.value,
+                expand=expand_concepts,
+            )
         )
         edges = [
             DatasetEdge(cursor=encode_cursor(page.offset + i), node=Dataset.of(d))
@@ -100,7 +136,25 @@ class Query:
                 end_cursor=edges[-1].cursor if edges else None,
             ),
             total_count=page.total,
+            facets=_facets(view, page.facets),
         )
+
+    @strawberry.field(
+        description="Concepts whose labels or synonyms (any language) start with the text, best "
+        "first: whole labels, then preferred labels, synonyms and later words; shorter first."
+    )
+    def concepts(
+        self,
+        info: strawberry.Info,
+        search: str,
+        scheme: Annotated[
+            str | None,
+            strawberry.argument(description="A vocabulary key, such as ncit-neoplasm."),
+        ] = None,
+        first: int = 10,
+    ) -> list[Concept]:
+        found = info.context.view.concepts(search, scheme, first)
+        return [Concept.of(c.concept, c.matched) for c in found]
 
     @strawberry.field(description="One dataset by provider and identifier.")
     def dataset(
@@ -158,6 +212,34 @@ class Query:
         )
 
 
+def _selects(info: strawberry.Info, name: str) -> bool:
+    """Whether the query selects a field of the result (directly or in a fragment)."""
+    pending = list(info.selected_fields)
+    while pending:
+        selection = pending.pop()
+        if getattr(selection, "name", None) == name:
+            return True
+        pending.extend(getattr(selection, "selections", ()))
+    return False
+
+
+def _facets(view: CatalogueView, counts: FacetCounts) -> list[Facet]:
+    vocabulary = view.catalogue.annotator().vocabulary
+    facets = []
+    for name, values in counts.items():
+        if name == "provider":
+            labels = {v: view.provider(v).name for v, _ in values}
+        else:
+            labels = {v: facet_label(vocabulary, v) for v, _ in values}
+        facets.append(
+            Facet(
+                field=FacetField(name),
+                values=[FacetValue(value=v, label=labels[v], count=n) for v, n in values],
+            )
+        )
+    return facets
+
+
 def _validation_message(exc: ValidationError) -> str:
     """Pydantic's errors as one line naming each field (camelCase, as the API spells it)."""
     parts = []
@@ -190,8 +272,14 @@ class CatalogueSchema(strawberry.Schema):
             super().process_errors(unexpected, execution_context)
 
 
+from strawberry.tools import merge_types  # noqa: E402
+
+from catalogue.api.graphql.curation import CurationMutation, CurationQuery  # noqa: E402
+
 schema = CatalogueSchema(
-    query=Query, extensions=[lambda: MaskErrors(should_mask_error=_should_mask)]
+    query=merge_types("Query", (Query, CurationQuery)),
+    mutation=CurationMutation,
+    extensions=[lambda: MaskErrors(should_mask_error=_should_mask)],
 )
 
 __all__ = ["Context", "Count", "Services", "principal_of", "schema"]

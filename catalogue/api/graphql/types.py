@@ -19,6 +19,9 @@ from catalogue.domain.cohort import (
     SubjectCriteria,
 )
 from catalogue.exceptions import QueryError
+from catalogue.ontology.facets import concept_facets
+from catalogue.ontology.vocabulary import Concept as VocabularyConcept
+from catalogue.services import search
 from catalogue.services.disclosure import DisclosedCount
 from catalogue.services.feasibility import Cell
 
@@ -88,10 +91,22 @@ class Dataset:
     landing_page: str | None
     summary: DatasetSummary | None
     provider_id: strawberry.Private[str]
+    concept_curies: strawberry.Private[tuple[str, ...]]
 
     @strawberry.field
     def provider(self, info: strawberry.Info) -> Provider:
         return Provider.of(info.context.view.provider(self.provider_id))
+
+    @strawberry.field(
+        description="What its cancer types, body sites and parts, modalities and access rights "
+        "stand for, with every broader concept; mostSpecific: only the most specific ones."
+    )
+    def concepts(self, info: strawberry.Info, most_specific: bool = False) -> list[Concept]:
+        vocabulary = info.context.view.catalogue.annotator().vocabulary
+        curies = self.concept_curies
+        if most_specific:
+            curies = tuple(concept_facets(vocabulary).most_specific(curies))
+        return [Concept.of(vocabulary[c]) for c in curies if c in vocabulary]
 
     @classmethod
     def of(cls, d: models.Dataset) -> Dataset:
@@ -110,6 +125,7 @@ class Dataset:
             landing_page=d.landing_page,
             summary=DatasetSummary.of(d.summary) if d.summary else None,
             provider_id=d.provider_id,
+            concept_curies=d.concepts,
         )
 
 
@@ -127,11 +143,92 @@ class PageInfo:
     end_cursor: str | None
 
 
+@strawberry.type(description="A concept of a shipped vocabulary (SKOS).")
+class Concept:
+    curie: str
+    iri: str
+    label: str = strawberry.field(description="Its preferred label (English when it has one).")
+    scheme: str = strawberry.field(description="The vocabulary that declares it.")
+    matched: str | None = strawberry.field(
+        default=None, description="In autocompletion: the label (of any kind) that matched."
+    )
+
+    @classmethod
+    def of(cls, c: VocabularyConcept, matched: str | None = None) -> Concept:
+        return cls(curie=c.curie, iri=c.iri, label=c.label(), scheme=c.scheme, matched=matched)
+
+
+@strawberry.enum(description="What datasets can be counted by in a search.")
+class FacetField(Enum):
+    PROVIDER = "provider"
+    CANCER_TYPE = "cancer_type"
+    BODY_PART = "body_part"
+    MODALITY = "modality"
+    ACCESS_RIGHTS = "access_rights"
+    LICENSE = "license"
+    THEME = "theme"
+
+
+@strawberry.type(description="A value and how many datasets of the search hold it (exact).")
+class FacetValue:
+    value: str = strawberry.field(description="A provider id, a concept CURIE, or an IRI.")
+    label: str
+    count: int
+
+
+@strawberry.type(
+    description="Counts of the datasets matching a search by one field, most frequent first "
+    "(at most 100 values). A concept field lists the most specific concepts the datasets are "
+    "annotated with, each counting the datasets annotated with it or a narrower concept, as "
+    "filtering by it would find."
+)
+class Facet:
+    field: FacetField
+    values: list[FacetValue]
+
+
 @strawberry.type(description="A Relay connection over the datasets search, best match first.")
 class DatasetConnection:
     edges: list[DatasetEdge]
     page_info: PageInfo
     total_count: int
+    facets: list[Facet] = strawberry.field(
+        description="Exact counts per facet over every dataset matching (not only this page)."
+    )
+
+
+@strawberry.enum
+class DatasetOrder(Enum):
+    RELEVANCE = "relevance"
+    TITLE = "title"
+
+
+@strawberry.input(
+    description="Restrictions of a datasets search: every field given must hold, its values "
+    "are alternatives. cancerTypes, bodyParts, modalities and concepts take CURIEs, IRIs or "
+    "labels and find the datasets annotated with that concept or a narrower one."
+)
+class DatasetFilter:
+    providers: list[strawberry.ID] | None = None
+    cancer_types: list[str] | None = None
+    body_parts: list[str] | None = None
+    modalities: list[str] | None = None
+    access_rights: list[str] | None = None
+    licenses: list[str] | None = None
+    themes: list[str] | None = None
+    concepts: list[str] | None = None
+
+    def to_domain(self) -> search.DatasetFilter:
+        return search.DatasetFilter(
+            providers=tuple(str(p) for p in self.providers or ()),
+            cancer_types=tuple(self.cancer_types or ()),
+            body_parts=tuple(self.body_parts or ()),
+            modalities=tuple(self.modalities or ()),
+            access_rights=tuple(self.access_rights or ()),
+            licenses=tuple(self.licenses or ()),
+            themes=tuple(self.themes or ()),
+            concepts=tuple(self.concepts or ()),
+        )
 
 
 @strawberry.enum
