@@ -52,6 +52,10 @@ class DatasetIndex(Protocol):
     will. Documents carry the labels of the datasets' concepts (`Dataset.concepts`, closures),
     and a query naming a concept also finds datasets annotated with it or a descendant."""
 
+    emptied: bool
+    """An index of an older schema was found on opening and emptied: the catalogue rebuilds it
+    from the graph store."""
+
     def __init__(self, path: Path) -> None: ...
 
     def replace_provider(self, provider_id: str, datasets: list[Dataset]) -> None:

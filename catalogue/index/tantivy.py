@@ -66,7 +66,8 @@ class TantivyDatasetIndex:
     Labels and query concepts come from `vocabulary` (default: the shipped vocabularies)."""
 
     def __init__(self, path: Path, vocabulary: Vocabulary | None = None) -> None:
-        self._index = _open(path)
+        self._index, self.emptied = _open(path)
+        """`emptied`: an index of an older schema was found and emptied; rebuild it."""
         self._index.config_reader(reload_policy="manual")  # searchers change at `_write` only
         register(self._index)
         self._schema = self._index.schema
@@ -359,19 +360,20 @@ def _top(counts: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
     return heapq.nsmallest(MAX_FACET_VALUES, counts, key=lambda item: (-item[1], item[0]))
 
 
-def _open(path: Path) -> tantivy.Index:
-    """Open or create the index; one of an older schema is emptied (it is derived data)."""
+def _open(path: Path) -> tuple[tantivy.Index, bool]:
+    """Open or create the index; one of an older schema is emptied (it is derived data): the
+    index, and whether it was."""
     path.mkdir(parents=True, exist_ok=True)
     try:
-        return tantivy.Index(schema(), path=str(path), reuse=True)
+        return tantivy.Index(schema(), path=str(path), reuse=True), False
     except ValueError as exc:
         if "schema does not match" not in str(exc):
             raise StoreError.cannot_open("tantivy index", path, exc) from exc
-    log.warning("%s holds an index of an older schema: emptied, run `catalogue reindex`", path)
+    log.warning("%s holds an index of an older schema: emptied, to be rebuilt", path)
     for file in path.iterdir():
         if file.is_file():
             file.unlink()
     try:
-        return tantivy.Index(schema(), path=str(path), reuse=True)
+        return tantivy.Index(schema(), path=str(path), reuse=True), True
     except ValueError as exc:
         raise StoreError.cannot_open("tantivy index", path, exc) from exc

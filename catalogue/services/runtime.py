@@ -89,7 +89,7 @@ def open_catalogue(settings: Settings) -> Catalogue:
     except Exception:
         store.close()
         raise
-    return Catalogue(
+    catalogue = Catalogue(
         settings=settings,
         store=store,
         datasets=datasets,
@@ -98,6 +98,11 @@ def open_catalogue(settings: Settings) -> Catalogue:
         audit=audit,
         mappings=mappings,
     )
+    if datasets.emptied:  # an index of an older schema: rebuilt from the store
+        from catalogue.services.ingest import reindex_all  # ingest needs this module
+
+        reindex_all(catalogue)
+    return catalogue
 
 
 def drop_incomplete_graphs(store: GraphStore, log: HarvestLog) -> None:

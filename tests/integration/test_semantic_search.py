@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from catalogue.api.app import create_app
-from catalogue.config import load_providers
+from catalogue.config import Settings, load_providers
 from catalogue.dcat.serialiser import catalogue_graph
 from catalogue.domain.models import Dataset, Provider
 from catalogue.index.base import SearchFilters
@@ -22,7 +22,7 @@ from catalogue.ontology.annotate import Annotator
 from catalogue.ontology.facets import concept_facets
 from catalogue.ontology.vocabulary import Vocabulary, load_vocabulary
 from catalogue.services.ingest import harvest
-from catalogue.services.runtime import Catalogue
+from catalogue.services.runtime import Catalogue, open_catalogue
 from catalogue.services.search import (
     DatasetFilter,
     annotate_dataset,
@@ -433,3 +433,28 @@ def test_graphql_concept_autocompletion(client: TestClient) -> None:
     unknown = '{ concepts(search: "x", scheme: "no") { curie } }'
     response = client.post("/graphql", json={"query": unknown})
     assert "unknown scheme 'no'" in response.json()["errors"][0]["message"]
+
+
+def test_a_catalogue_rebuilds_an_emptied_index_from_its_store(settings: Settings) -> None:
+    import tantivy
+
+    with open_catalogue(settings) as opened:
+        provider = Provider(id="p", name="P")
+        described = Dataset(provider_id="p", identifier="d", iri="http://x.org/d", title="NSCLC")
+        graph = catalogue_graph(provider, "http://x.org/catalog", [described])
+        path = settings.data_dir / "catalog.ttl"
+        graph.serialize(path, format="turtle")
+        (settings.data_dir / "providers.yaml").write_text(
+            f"providers:\n  - id: p\n    name: P\n    sources:\n"
+            f"      - kind: dcat\n        path: {path}\n"
+        )
+        assert harvest(opened, load_providers(settings.data_dir / "providers.yaml")).ok
+        folder = settings.data_dir / "index" / "datasets-tantivy"
+    for file in folder.iterdir():  # an index of another schema, as an older release left it
+        file.unlink()
+    builder = tantivy.SchemaBuilder()
+    builder.add_text_field("key", stored=True)
+    old = tantivy.Index(builder.build(), path=str(folder))
+    del old
+    with open_catalogue(settings) as reopened:
+        assert [d.identifier for d in reopened.datasets.all()] == ["d"]
