@@ -31,6 +31,7 @@ ACCESS_RIGHT_SCHEME = "http://publications.europa.eu/resource/authority/access-r
 ACCESS_RIGHTS = ("PUBLIC", "RESTRICTED", "NON_PUBLIC")
 """The three EU access-right codes HealthDCAT-AP uses (catalogue.dcat.access_levels)."""
 TRANSLATIONS = "labels-translations.tsv"
+ENGLISH_SYNONYMS = "english-synonyms.tsv"
 """The curated table of hand-made labels in other languages (curie, language, label, kind)."""
 TRANSLATIONS_RIGHTS = "Labels in other languages hand-made by the catalogue project (CC0 1.0)."
 _LANGUAGE_TAG = re.compile(r"[a-z]{2,3}(-[A-Z]{2})?")
@@ -73,18 +74,20 @@ def build(corpus: Path, curated: Path) -> list[SchemeRecord]:
     schemes = [ncit, doid, icd, regions, parts, modality_scheme(corpus / "dicom-codes")]
     schemes.append(access_right_scheme())
     add_translations(schemes, curated / TRANSLATIONS)
+    add_translations(schemes, curated / ENGLISH_SYNONYMS, english=True)
     for scheme in schemes:
         for concept in scheme.concepts.values():
             concept.pref = _one_per_language(concept.pref)
     return schemes
 
 
-def add_translations(schemes: list[SchemeRecord], path: Path) -> None:
+def add_translations(schemes: list[SchemeRecord], path: Path, english: bool = False) -> None:
     """Merge the hand-made translations into the concepts they name: `pref` rows as
     language-tagged skos:prefLabel, `alt` rows as skos:altLabel; a scheme that receives any also
     lists CC0 among its licences. ConfigError for a malformed row, an unknown concept, English
     (the sources' language), a second preferred label in one language, or a label that another
-    concept of the same scheme has and this one has not (it would make a lookup ambiguous)."""
+    concept of the same scheme has and this one has not (it would make a lookup ambiguous).
+    With `english`, the table holds English synonyms instead: every row is an `en` alt label."""
     if not path.is_file():
         raise ConfigError(f"curated table {path} is missing")
     where = {iri: scheme for scheme in schemes for iri in scheme.concepts}
@@ -111,7 +114,11 @@ def add_translations(schemes: list[SchemeRecord], path: Path) -> None:
         target = where.get(iri)
         if target is None:
             raise ConfigError(f"{at}: {curie} is in no vocabulary")
-        if not _LANGUAGE_TAG.fullmatch(language) or language.partition("-")[0] == "en":
+        if english and (language, kind) != ("en", "alt"):
+            raise ConfigError(f"{at}: an English synonym is an `en` `alt` label")
+        if not english and (
+            not _LANGUAGE_TAG.fullmatch(language) or language.partition("-")[0] == "en"
+        ):
             raise ConfigError(f"{at}: {language!r} is not a language tag other than English")
         concept = target.concepts[iri]
         holders = labels[target.key].get(normalise(text), set())

@@ -71,11 +71,32 @@ class Scheme:
 
 
 def normalise(text: str) -> str:
-    """Lookup key of a label: NFKC, casefolded, every run of non-alphanumerics one space."""
+    """Lookup key of a label: NFKC, casefolded, every run of non-alphanumerics one space, and
+    British spellings folded into American ones (oesophageal = esophageal, tumour = tumor)."""
     if text.isascii():  # the common case, about ten times faster
-        return " ".join(text.lower().translate(_ASCII_PUNCTUATION).split())
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    return " ".join(_NON_WORD.sub(" ", folded).split())
+        key = " ".join(text.lower().translate(_ASCII_PUNCTUATION).split())
+    else:
+        folded = unicodedata.normalize("NFKC", text).casefold()
+        key = " ".join(_NON_WORD.sub(" ", folded).split())
+    return _BRITISH.sub(lambda m: _AMERICAN[m[0]], key) if _BRITISH.search(key) else key
+
+
+_AMERICAN = {
+    "oesophag": "esophag",
+    "tumour": "tumor",
+    "paediatr": "pediatr",
+    "leukaem": "leukem",
+    "haem": "hem",
+    "anaem": "anem",
+    "oestro": "estro",
+    "gynaecolog": "gynecolog",
+    "oedema": "edema",
+    "coeliac": "celiac",
+    "foetal": "fetal",
+    "orthopaed": "orthoped",
+}
+"""British spellings of medical words (as word parts) and their American forms."""
+_BRITISH = re.compile("|".join(sorted(_AMERICAN, key=len, reverse=True)))
 
 
 _NON_WORD = re.compile(r"[\W_]+")

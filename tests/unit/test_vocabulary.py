@@ -395,3 +395,27 @@ def test_build_reproduces_the_shipped_files(request: pytest.FixtureRequest, tmp_
         assert path.read_bytes() == shipped.read_bytes(), f"{path.name}: rerun the build"
     total = sum(p.stat().st_size for p in written)
     assert total < 4_000_000
+
+
+@pytest.mark.parametrize(
+    ("british", "american"),
+    [
+        ("oesophageal cancer", "esophageal cancer"),
+        ("Leukaemia", "leukemia"),
+        ("brain tumour", "brain tumor"),
+        ("paediatric", "pediatric"),
+        ("haematologic malignancy", "hematologic malignancy"),
+    ],
+)
+def test_british_spellings_look_up_as_american(british: str, american: str) -> None:
+    vocabulary = shipped_vocabulary()
+    assert normalise(british) == normalise(american)
+    assert vocabulary.lookup(british) == vocabulary.lookup(american)
+
+
+@pytest.mark.parametrize(
+    ("synonym", "curie"),
+    [("HNSCC", "NCIT:C34447"), ("bone metastases", "NCIT:C3580"), ("SCLC", "NCIT:C4917")],
+)
+def test_curated_english_synonyms_resolve(synonym: str, curie: str) -> None:
+    assert curie in {c.curie for c in shipped_vocabulary().lookup(synonym)}
