@@ -2,12 +2,18 @@
 
 A query compiles to one statement (compiler.py); a small planner (planner.py) picks the level to
 start from with per-value subject counts kept after each write.
+
+Each write also renews dense integer keys of cells, studies and subjects and roll-ups of the rows
+by them (`_KEYS`), which the statements read instead of the rows.
 """
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 import threading
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -16,11 +22,14 @@ import duckdb
 import pyarrow as pa
 
 from catalogue.domain.cohort import (
+    AnnotationKind,
     CellEvidence,
     CohortQuery,
+    Criterion,
     ExactCounts,
     ExactResult,
     ExactSummary,
+    SeriesCriteria,
     StrataTable,
     Stratum,
     StratumCell,
@@ -29,6 +38,7 @@ from catalogue.exceptions import QueryError, StoreError
 from catalogue.imaging.features import SERIES_SCHEMA
 from catalogue.index.duckdb.compiler import Scope, compile_count
 from catalogue.index.duckdb.planner import Statistics, data_domains, strata_domain
+from catalogue.ontology.curie import is_curie
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS series (
@@ -102,6 +112,144 @@ WHERE series.provider = $provider AND series.subject = derived.subject
 """
 
 
+_KINDS = tuple(k.value for k in AnnotationKind)
+"""Annotation kinds, by bit (bit i: the i-th kind)."""
+
+
+def _annotation_bits() -> str:
+    """The `annotated` bitmask of a row `r` (joined with its study's unknown-target
+    annotations `u` and the kinds of the annotations naming it `d`): bit m - 1 set when a
+    `hasAnnotation` of the kinds in bitmask m holds on the row (docs/feasibility.md)."""
+    terms = []
+    for mask in range(1, 1 << len(_KINDS)):
+        chosen = [i for i in range(len(_KINDS)) if mask >> i & 1]
+        total = " + ".join(f"coalesce(u.n{i}, 0)" for i in chosen)
+        one = "coalesce(" + ", ".join(f"CASE WHEN u.n{i} = 1 THEN u.o{i} END" for i in chosen)
+        one += ")" if len(chosen) > 1 else ", NULL)"
+        hit = (
+            f"coalesce(d.kinds & {mask}, 0) <> 0 OR ({total}) > 1 "
+            f"OR (({total}) = 1 AND {one} <> r.series)"
+        )
+        terms.append(f"CASE WHEN {hit} THEN {1 << (mask - 1)} ELSE 0 END")
+    return "(" + " + ".join(terms) + ")::INTEGER"
+
+
+_FACT_COLUMNS = (
+    "subject_sex",
+    "age",
+    "study_year",
+    "modality",
+    "body_part",
+    "manufacturer",
+    "model",
+    "slice_thickness",
+    "field_strength",
+    "contrast",
+)
+"""The row columns a criterion or a strata dimension reads."""
+
+_FACTS = ", ".join(_FACT_COLUMNS)
+_KIND_LIST = ", ".join(f"'{k}'" for k in _KINDS)
+_UNKNOWN_TARGETS = ", ".join(
+    f"count(*) FILTER (WHERE modality = '{k}') AS n{i}, "
+    f"any_value(series) FILTER (WHERE modality = '{k}') AS o{i}"
+    for i, k in enumerate(_KINDS)
+)
+_KIND_BIT = "CASE modality " + " ".join(f"WHEN '{k}' THEN {1 << i}" for i, k in enumerate(_KINDS))
+
+_KEYS = (
+    """
+CREATE OR REPLACE TABLE cells AS
+SELECT (row_number() OVER (ORDER BY provider, dataset) - 1)::INTEGER AS cell,
+       (dense_rank() OVER (ORDER BY provider) - 1)::INTEGER AS pid, provider, dataset
+FROM (SELECT DISTINCT provider, dataset FROM series)
+""",
+    f"""
+CREATE OR REPLACE TEMP TABLE keyed_rows AS
+SELECT c.cell, c.pid, s.subject, s.study, s.series, s.is_annotation, s.annotated_series, {_FACTS}
+FROM series AS s JOIN cells AS c USING (provider, dataset)
+""",
+    """
+CREATE OR REPLACE TABLE studies AS
+WITH g AS (
+    SELECT cell, pid, subject, study, count(*) AS n, bit_xor(series) AS x
+    FROM keyed_rows GROUP BY cell, pid, subject, study
+), spans AS (
+    SELECT pid, subject, count(DISTINCT cell) > 1 AS multi,
+           count(*) OVER (PARTITION BY subject) = 1 AS s_one
+    FROM g GROUP BY pid, subject
+)
+SELECT (row_number() OVER (ORDER BY g.cell, g.subject, g.study) - 1)::INTEGER AS dst,
+       (dense_rank() OVER (ORDER BY g.cell, g.subject) - 1)::INTEGER AS dsub,
+       (dense_rank() OVER (ORDER BY g.pid, g.subject) - 1)::INTEGER AS psub,
+       g.cell, g.pid, g.subject, g.study, spans.multi, spans.s_one,
+       count(*) OVER (PARTITION BY g.cell, g.study) = 1 AS d_one,
+       count(*) OVER (PARTITION BY g.pid, g.study) = 1 AS p_one,
+       count(*) OVER (PARTITION BY g.study) = 1 AS v_one,
+       g.n, g.x
+FROM g JOIN spans USING (pid, subject)
+ORDER BY dst
+""",
+    f"""
+CREATE OR REPLACE TABLE facts AS
+WITH u AS (
+    SELECT cell, study, {_UNKNOWN_TARGETS}
+    FROM keyed_rows
+    WHERE is_annotation AND annotated_series IS NULL AND modality IN ({_KIND_LIST})
+    GROUP BY cell, study
+), d AS (
+    SELECT cell, study, annotated_series AS target, bit_or({_KIND_BIT} END) AS kinds
+    FROM keyed_rows
+    WHERE is_annotation AND annotated_series IS NOT NULL AND modality IN ({_KIND_LIST})
+    GROUP BY cell, study, annotated_series
+), a AS (
+    SELECT r.*, {_annotation_bits()} AS annotated
+    FROM keyed_rows AS r
+    LEFT JOIN u ON u.cell = r.cell AND u.study = r.study
+    LEFT JOIN d ON d.cell = r.cell AND d.study = r.study AND d.target = r.series
+)
+SELECT t.dst, t.cell, t.pid, t.dsub, t.psub, t.subject, t.multi, {_FACTS}, annotated,
+       count(*) AS n, bit_xor(series) AS x
+FROM a JOIN studies AS t USING (cell, subject, study)
+GROUP BY t.dst, t.cell, t.pid, t.dsub, t.psub, t.subject, t.multi, {_FACTS}, annotated
+ORDER BY t.dst
+""",
+    """
+CREATE OR REPLACE TABLE subjects AS
+WITH d AS (
+    SELECT t.dsub, any_value(t.cell) AS cell, any_value(t.pid) AS pid,
+           any_value(t.psub) AS psub, any_value(t.subject) AS subject,
+           any_value(t.multi) AS multi, any_value(f.subject_sex) AS sex,
+           list_sort(list(DISTINCT f.age) FILTER (WHERE f.age IS NOT NULL)) AS ages
+    FROM facts AS f JOIN studies AS t USING (dst) GROUP BY t.dsub
+)
+SELECT d.*, c.provider FROM d JOIN cells AS c USING (cell) ORDER BY d.dsub
+""",
+    "CREATE OR REPLACE TABLE spanners AS SELECT * FROM subjects WHERE multi",
+    "DROP TABLE keyed_rows",
+)
+"""Renew the keys and roll-ups from the rows (every write, in its transaction): `cells`
+(cell, pid, provider, dataset); `studies` (one row per dst: its keys, whether its subject
+spans datasets of the provider, whether it is the only study with its id in its cell (d_one),
+in its provider (p_one) and at all (v_one), its row count n and series fingerprint x); `facts`
+(the rows grouped by study and every column a criterion reads, with `annotated`, n and x); and
+`subjects` (one row per dsub: keys, provider, subject, sex, distinct known ages, multi), and
+`spanners`, those of subjects spanning datasets."""
+
+_GENERATION = "CREATE OR REPLACE TABLE cohort_layout AS SELECT $1 AS layout, $2 AS generation"
+"""Marks the roll-ups with their layout and a new generation (cached readings of them are
+kept per generation)."""
+
+_LAYOUT = hashlib.sha256("\n".join((*_KEYS, _GENERATION)).encode()).hexdigest()[:16]
+"""Names the roll-ups' layout: a file whose roll-ups were written otherwise renews them."""
+
+_KEYS_STALE = """
+SELECT (SELECT count(*) FROM cohort_layout WHERE layout = $1) = 0
+    OR (SELECT coalesce(sum(n), 0) FROM studies) <> (SELECT count(*) FROM series)
+    OR (SELECT coalesce(sum(n), 0) FROM facts) <> (SELECT count(*) FROM series)
+"""
+
+
 class DuckDBCohortIndex:
     """A DuckDB database file with one `series` table; writes are serialised by a lock."""
 
@@ -115,8 +263,9 @@ class DuckDBCohortIndex:
         self._con.execute(_VALUE_CONCEPTS_DDL)
         self._migrate()
         self._lock = threading.Lock()
-        self._scope_cache: list[tuple[str, str]] | None = None
-        self._stats_cache: Statistics | None = None
+        self._layout_cache: _Layout | None = None
+        self._stats_cache: tuple[int, Statistics] | None = None
+        self._ensure_keys()
 
     def _migrate(self) -> None:
         """Add feature columns that a newer SERIES_SCHEMA has and the file lacks."""
@@ -130,6 +279,39 @@ class DuckDBCohortIndex:
             if field.name not in present:
                 sql_type = _SQL_TYPES[str(field.type)]
                 self._con.execute(f"ALTER TABLE series ADD COLUMN {field.name} {sql_type}")
+
+    def _ensure_keys(self) -> None:
+        """Renew the keys of a file written without them (or by an older version)."""
+        tables = {
+            row[0]
+            for row in self._con.execute(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_name IN "
+                "('cells', 'studies', 'subjects', 'spanners', 'facts', 'cohort_layout')"
+            ).fetchall()
+        }
+        stale = len(tables) < 6
+        if not stale:
+            row = self._con.execute(_KEYS_STALE, [_LAYOUT]).fetchone()
+            stale = bool(row and row[0])
+        if stale:
+            with self._lock:
+                con = self._con.cursor()
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    self._renew_keys(con)
+                    con.execute("COMMIT")
+                except BaseException:
+                    con.execute("ROLLBACK")
+                    raise
+                finally:
+                    con.close()
+
+    @staticmethod
+    def _renew_keys(con: duckdb.DuckDBPyConnection) -> None:
+        for statement in _KEYS:
+            con.execute(statement)
+        con.execute(_GENERATION, [_LAYOUT, secrets.randbits(62)])
 
     def replace_source(
         self, provider_id: str, source_id: str, batches: Iterable[pa.RecordBatch]
@@ -154,9 +336,8 @@ class DuckDBCohortIndex:
                     con.unregister("incoming")
                     rows += batch.num_rows
                 con.execute(_SUBJECT_SEX, {"provider": provider_id})
+                self._renew_keys(con)
                 con.execute("COMMIT")
-                self._scope_cache = None
-                self._stats_cache = None
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
@@ -192,8 +373,6 @@ class DuckDBCohortIndex:
                     [provider_id, source_id],
                 ).fetchone()
                 con.execute("COMMIT")
-                self._scope_cache = None
-                self._stats_cache = None
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
@@ -214,9 +393,12 @@ class DuckDBCohortIndex:
         query = query.normalised()
         tree = query.criterion()
         con = self._con.cursor()
+        # one snapshot for every reading: the keys and roll-ups of one write
+        con.execute("BEGIN TRANSACTION")
         try:
-            pairs = self._pairs_in_scope(con, query, scopes)
-            scope = self._scope(con, pairs)
+            layout = self._layout(con)
+            pairs = _pairs_in_scope(layout, query, scopes)
+            scope = _scope(layout, pairs)
             listed = data_domains(con, strata, scope, strata_min_subjects)
             domains = [strata_domain(dims, listed) for dims in strata]
             cells = sum(len(d) for d in domains)
@@ -225,7 +407,7 @@ class DuckDBCohortIndex:
                     f"the strata asked for have {cells} cells; at most "
                     f"{max_strata_cells} are allowed (ask for fewer dimensions)"
                 )
-            statistics = self._statistics(con)
+            statistics = self._statistics(con, layout)
             compiled = compile_count(
                 tree,
                 scope,
@@ -233,66 +415,67 @@ class DuckDBCohortIndex:
                 sketches=evidence,
                 selectivity=statistics.share,
                 domains=listed,
+                expansions=self._expansions(tree),
+                providers=layout.pids,
+                spanning=layout.spanning(scope),
+                shared=layout.sharing(scope),
+                shared_subjects=layout.sharing_subjects(scope),
             )
             try:
                 rows = con.execute(compiled.sql, compiled.params).fetchall()
             except duckdb.Error as exc:
                 raise StoreError(f"the cohort index could not answer the query: {exc}") from exc
         finally:
+            con.execute("ROLLBACK")
             con.close()
-        return _assemble(rows, pairs, strata, domains, "; ".join(compiled.plan))
+        return _assemble(layout.named(rows), pairs, strata, domains, "; ".join(compiled.plan))
 
-    def _pairs_in_scope(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        query: CohortQuery,
-        scopes: frozenset[tuple[str, str]] | None,
-    ) -> list[tuple[str, str]]:
-        scope = query.datasets
-        if scope.by_metadata and scopes is None:
-            raise QueryError(
-                "cancer types, access rights and licences are resolved from the catalogue's "
-                "metadata: ask through the feasibility service"
-            )
-        return [
-            s
-            for s in self._all_scopes(con)
-            if (not scope.providers or s[0] in scope.providers)
-            and (not scope.datasets or s[1] in scope.datasets)
-            and (scopes is None or s in scopes)
-        ]
+    def _expansions(self, tree: Criterion) -> dict[str, frozenset[tuple[str, str]]]:
+        """Concept values (CURIEs) of body part and modality criteria -> the (provider, raw
+        value) pairs whose concepts hold them, i.e. mapped to the concept or a descendant."""
+        out: dict[str, frozenset[tuple[str, str]]] = {}
+        for leaf, _ in tree.leaves():
+            items: tuple[SeriesCriteria, ...] = (leaf.series,) if leaf.series else ()
+            if leaf.study is not None:
+                items = leaf.study.series
+            for item in items:
+                for field_name, values in (
+                    ("body_part", item.body_part),
+                    ("modality", item.modality),
+                ):
+                    for value in values:
+                        if value not in out and is_curie(value):
+                            out[value] = self.concept_values(field_name, [value])
+        return out
 
-    def _scope(self, con: duckdb.DuckDBPyConnection, pairs: list[tuple[str, str]]) -> Scope:
-        """The cheapest row filters selecting exactly `pairs`."""
-        every = self._all_scopes(con)
-        if len(pairs) == len(every):
-            return Scope()
-        if not pairs:
-            return Scope(empty=True)
-        providers = tuple(sorted({p for p, _ in pairs}))
-        whole = [s for s in every if s[0] in providers]
-        if len(whole) == len(pairs):
-            return Scope(providers=providers)
-        datasets = tuple(sorted({d for _, d in pairs}))
-        covered = [s for s in whole if s[1] in datasets]
-        if len(covered) == len(pairs):
-            return Scope(providers=providers, datasets=datasets)
-        return Scope(providers=providers, pairs=tuple(pairs))
-
-    def _statistics(self, con: duckdb.DuckDBPyConnection) -> Statistics:
-        cached = self._stats_cache
-        if cached is None:
-            cached = self._stats_cache = Statistics.read(con)
-        return cached
-
-    def _all_scopes(self, con: duckdb.DuckDBPyConnection) -> list[tuple[str, str]]:
-        cached = self._scope_cache
-        if cached is None:
-            rows = con.execute(
-                "SELECT DISTINCT provider, dataset FROM series ORDER BY provider, dataset"
+    def _layout(self, con: duckdb.DuckDBPyConnection) -> _Layout:
+        """The keys of the roll-ups `con` sees (cached per generation of the roll-ups)."""
+        row = con.execute("SELECT generation FROM cohort_layout").fetchone()
+        generation = int(row[0]) if row else 0
+        cached = self._layout_cache
+        if cached is None or cached.generation != generation:
+            cells = con.execute("SELECT cell, pid, provider, dataset FROM cells ORDER BY cell")
+            rows = cells.fetchall()
+            spans = con.execute("SELECT DISTINCT cell FROM subjects WHERE multi").fetchall()
+            shares = con.execute(
+                "SELECT DISTINCT cell FROM studies WHERE NOT (d_one AND p_one AND v_one)"
             ).fetchall()
-            cached = self._scope_cache = [(str(p), str(d)) for p, d in rows]
+            namesakes = con.execute("SELECT DISTINCT cell FROM studies WHERE NOT s_one")
+            cached = self._layout_cache = _Layout(
+                generation=generation,
+                cells=[(str(p), str(d)) for _, _, p, d in rows],
+                providers={int(pid): str(p) for _, pid, p, _ in rows},
+                spanned=frozenset(int(c) for (c,) in spans),
+                shared=frozenset(int(c) for (c,) in shares),
+                namesakes=frozenset(int(c) for (c,) in namesakes.fetchall()),
+            )
         return cached
+
+    def _statistics(self, con: duckdb.DuckDBPyConnection, layout: _Layout) -> Statistics:
+        cached = self._stats_cache
+        if cached is None or cached[0] != layout.generation:
+            cached = self._stats_cache = (layout.generation, Statistics.read(con))
+        return cached[1]
 
     def summaries(self, provider_id: str) -> dict[str, ExactSummary]:
         con = self._con.cursor()
@@ -329,9 +512,11 @@ class DuckDBCohortIndex:
 
     def scopes(self) -> list[tuple[str, str]]:
         con = self._con.cursor()
+        con.execute("BEGIN TRANSACTION")
         try:
-            return self._all_scopes(con)
+            return self._layout(con).cells
         finally:
+            con.execute("ROLLBACK")
             con.close()
 
     def distinct_values(self, provider_id: str, field: str) -> dict[str, tuple[int, int]]:
@@ -424,6 +609,104 @@ class DuckDBCohortIndex:
         self._con.close()
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """The dense keys of cells and providers, and where subjects span datasets."""
+
+    generation: int
+    """The write whose roll-ups these are."""
+    cells: list[tuple[str, str]]
+    providers: dict[int, str]
+    spanned: frozenset[int]
+    """Cells holding a subject whose rows lie in more than one dataset of its provider."""
+    shared: frozenset[int]
+    """Cells holding a study whose id has rows of another subject, dataset or provider."""
+    namesakes: frozenset[int]
+    """Cells holding a subject whose id is also a subject of another provider."""
+
+    def spanning(self, scope: Scope) -> bool:
+        """Whether a subject in scope may match differently at provider level."""
+        return _meets(self.spanned, scope)
+
+    def sharing(self, scope: Scope) -> bool:
+        """Whether a study in scope may need de-duplicating."""
+        return _meets(self.shared, scope)
+
+    def sharing_subjects(self, scope: Scope) -> bool:
+        """Whether a subject id in scope may need de-duplicating (in strata fingerprints)."""
+        return _meets(self.namesakes, scope)
+
+    @property
+    def pids(self) -> dict[str, int]:
+        return {p: pid for pid, p in self.providers.items()}
+
+    def named(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        """The statement's rows with (provider, dataset) in place of their keys."""
+        out = []
+        for row in rows:
+            kind, key = row[0], row[1]
+            if kind in ("p", "kp"):
+                out.append((kind, self.providers[key], None, *row[2:]))
+            elif kind in ("d", "kd"):
+                out.append((kind, *self.cells[key], *row[2:]))
+            else:
+                out.append((kind, None, None, *row[2:]))
+        return out
+
+
+def _pairs_in_scope(
+    layout: _Layout, query: CohortQuery, scopes: frozenset[tuple[str, str]] | None
+) -> list[tuple[str, str]]:
+    scope = query.datasets
+    if scope.by_metadata and scopes is None:
+        raise QueryError(
+            "cancer types, access rights and licences are resolved from the catalogue's "
+            "metadata: ask through the feasibility service"
+        )
+    return [
+        s
+        for s in layout.cells
+        if (not scope.providers or s[0] in scope.providers)
+        and (not scope.datasets or s[1] in scope.datasets)
+        and (scopes is None or s in scopes)
+    ]
+
+
+def _scope(layout: _Layout, pairs: list[tuple[str, str]]) -> Scope:
+    """The cells of `pairs` (None when every cell is in scope)."""
+    if len(pairs) == len(layout.cells):
+        return Scope()
+    chosen = set(pairs)
+    return Scope(cells=tuple(i for i, pair in enumerate(layout.cells) if pair in chosen))
+
+
+def _merged(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Partial rows of one cell (kinds p, d and s<n>) added up: counts summed, fingerprints
+    XOR-ed (the statement counts disjoint parts of a cell's sets separately)."""
+    out: list[tuple[Any, ...]] = []
+    parts: dict[tuple[Any, ...], list[Any]] = {}
+    for row in rows:
+        kind = row[0]
+        if kind not in ("p", "d") and not kind.startswith("s"):
+            out.append(row)
+            continue
+        key = (kind, row[1], row[2], None if row[9] is None else tuple(row[9]))
+        found = parts.get(key)
+        if found is None:
+            parts[key] = list(row)
+            continue
+        for i in (3, 4, 5):
+            found[i] = int(found[i] or 0) + int(row[i] or 0)
+        for i in (6, 7, 8):
+            if row[i] is not None:
+                found[i] = int(found[i] or 0) ^ int(row[i])
+    return [tuple(r) for r in parts.values()] + out
+
+
+def _meets(cells: frozenset[int], scope: Scope) -> bool:
+    return bool(cells if scope.cells is None else cells & set(scope.cells))
+
+
 def _evidence(row: tuple[Any, ...]) -> CellEvidence:
     return CellEvidence(
         subject_fp=int(row[6] or 0), study_fp=int(row[7] or 0), series_fp=int(row[8] or 0)
@@ -438,6 +721,7 @@ def _assemble(
     plan: str,
 ) -> ExactResult:
     """The statement's rows as an ExactResult; cells in scope without matches are zeros."""
+    rows = _merged(rows)
     by_provider = {p: ExactCounts() for p in sorted({p for p, _ in pairs})}
     by_dataset = {pair: ExactCounts() for pair in pairs}
     evidence: dict[str, CellEvidence] = {}

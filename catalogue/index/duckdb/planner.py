@@ -32,10 +32,9 @@ class Statistics:
 
     @classmethod
     def read(cls, con: duckdb.DuckDBPyConnection) -> Statistics:
-        total = con.execute("SELECT count(DISTINCT (provider, subject)) FROM series").fetchone()
+        total = con.execute("SELECT count(DISTINCT psub) FROM facts").fetchone()
         selects = " UNION ALL ".join(
-            f"SELECT '{c}', {c}, count(DISTINCT (provider, subject)) FROM series "
-            f"WHERE {c} IS NOT NULL GROUP BY {c}"
+            f"SELECT '{c}', {c}, count(DISTINCT psub) FROM facts WHERE {c} IS NOT NULL GROUP BY {c}"
             for c in _COUNTED
         )
         stats = cls(subjects=int(total[0]) if total else 0)
@@ -91,13 +90,11 @@ def data_domains(
     which cells a table has says nothing a disclosure-controlled count would not."""
     out: dict[Stratum, tuple[str, ...]] = {}
     for dim in {d for dims in strata for d in dims} & set(_DATA_COLUMNS):
-        where, params = _scope_sql(scope)
-        params.append(min_subjects)
         rows = con.execute(
-            f"SELECT {_DATA_COLUMNS[dim]} AS v FROM series AS s WHERE {where} AND "
+            f"SELECT {_DATA_COLUMNS[dim]} AS v FROM facts AS s WHERE {scope.sql('s.cell')} AND "
             f"{_DATA_COLUMNS[dim]} IS NOT NULL GROUP BY v "
-            f"HAVING count(DISTINCT (s.provider, s.subject)) >= ${len(params)} ORDER BY v",
-            params,
+            "HAVING count(DISTINCT s.psub) >= $1 ORDER BY v",
+            [min_subjects],
         ).fetchall()
         out[dim] = tuple(str(r[0]) for r in rows)
     return out
@@ -125,20 +122,3 @@ _DATA_COLUMNS = {
     Stratum.BODY_PART: "s.body_part",
     Stratum.YEAR: "CAST(s.study_year AS VARCHAR)",
 }
-
-
-def _scope_sql(scope: Scope) -> tuple[str, list[object]]:
-    if scope.empty:
-        return "FALSE", []
-    parts: list[str] = ["TRUE"]
-    params: list[object] = []
-    if scope.providers:
-        params.append(list(scope.providers))
-        parts.append(f"list_contains(${len(params)}, s.provider)")
-    if scope.datasets:
-        params.append(list(scope.datasets))
-        parts.append(f"list_contains(${len(params)}, s.dataset)")
-    if scope.pairs:
-        params.append([f"{p}\x1f{d}" for p, d in scope.pairs])
-        parts.append(f"list_contains(${len(params)}, s.provider || chr(31) || s.dataset)")
-    return " AND ".join(parts), params
