@@ -20,6 +20,7 @@ from catalogue.config import Settings, providers_json_schema, read_providers
 from catalogue.dcat.access_levels import AccessLevel
 from catalogue.domain.harvest import SourceReport
 from catalogue.exceptions import CatalogueError, ConfigError
+from catalogue.ontology.store import ensure_vocabularies
 from catalogue.services.audit import AuditLog
 from catalogue.services.ingest import HarvestReport, harvest, reindex_all
 from catalogue.services.runtime import open_catalogue
@@ -89,6 +90,7 @@ def _harvest(
     if not parsed.providers:
         raise ConfigError(f"{providers}: no valid provider to harvest")
     with open_catalogue(settings) as catalogue, _progress() as hook:
+        ensure_vocabularies(catalogue.store)
         report = harvest(
             catalogue, parsed, only=only, progress=hook, allow_deletions=allow_deletions
         )

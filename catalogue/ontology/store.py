@@ -7,7 +7,7 @@ from pathlib import Path
 from urllib.parse import quote, unquote
 
 from catalogue.domain.identifiers import GRAPH_BASE
-from catalogue.ontology.vocabulary import read_file, shipped_files
+from catalogue.ontology.vocabulary import read_file, shipped_files, shipped_vocabulary
 from catalogue.store.base import GraphStore
 
 VOCABULARY_GRAPH_PREFIX = f"{GRAPH_BASE}vocab:"
@@ -48,3 +48,16 @@ def loaded_vocabularies(store: GraphStore) -> dict[str, str]:
         scheme, _, version = name.removeprefix(VOCABULARY_GRAPH_PREFIX).partition("@")
         loaded[unquote(scheme)] = unquote(version)
     return loaded
+
+
+def ensure_vocabularies(store: GraphStore) -> list[str]:
+    """Load the shipped vocabularies whose version the store does not hold yet (a harvest calls
+    it, so the catalogue graph always has the vocabularies its annotations use); returns the
+    graph names written, none when all are current."""
+    loaded = loaded_vocabularies(store)
+    stale = [
+        scheme.path
+        for key, scheme in shipped_vocabulary().schemes.items()
+        if loaded.get(key) != scheme.version
+    ]
+    return load_vocabularies(store, sorted(set(stale))) if stale else []

@@ -100,3 +100,18 @@ def test_a_new_version_replaces_the_old_graph(
     assert store.triple_count() == count
     load_vocabularies(store, [ONTOLOGIES_DIR / "modality.ttl"])
     assert set(store.graph_names()) == before
+
+
+def test_ensure_loads_only_what_the_store_lacks(tmp_path: Path) -> None:
+    from catalogue.ontology.store import ensure_vocabularies, loaded_vocabularies
+    from catalogue.ontology.vocabulary import shipped_vocabulary
+
+    store = OxigraphGraphStore.open(tmp_path / "store", StoreSettings())
+    try:
+        written = ensure_vocabularies(store)
+        shipped = {k: s.version for k, s in shipped_vocabulary().schemes.items()}
+        assert loaded_vocabularies(store) == shipped
+        assert len(written) == len(shipped)
+        assert ensure_vocabularies(store) == []  # all current: nothing written again
+    finally:
+        store.close()
