@@ -206,9 +206,7 @@ class Criterion(_Frozen):
     @model_validator(mode="after")
     def _one_field(self) -> Criterion:
         fields = type(self).model_fields
-        given = [
-            fields[name].alias or name for name in fields if getattr(self, name) is not None
-        ]
+        given = [fields[name].alias or name for name in fields if getattr(self, name) is not None]
         if len(given) != 1:
             raise ValueError(
                 "a criterion takes exactly one of allOf, anyOf, not, subject, study, series"
