@@ -3,8 +3,10 @@
 A query compiles to one statement (compiler.py); a small planner (planner.py) picks the level to
 start from with per-value subject counts kept after each write.
 
-Each write also renews dense integer keys of cells, studies and subjects and roll-ups of the rows
-by them (`_KEYS`), which the statements read instead of the rows.
+Each write also renews, in its transaction, dense integer keys of cells, studies and subjects and
+roll-ups of the rows by them (`_KEYS`), which the statements read instead of the rows; a file
+written by an older version is renewed when opened. A count reads in one transaction, so that
+its keys and roll-ups are those of one write.
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ import duckdb
 import pyarrow as pa
 
 from catalogue.domain.cohort import (
-    AnnotationKind,
     CellEvidence,
     CohortQuery,
     Criterion,
@@ -36,7 +37,7 @@ from catalogue.domain.cohort import (
 )
 from catalogue.exceptions import QueryError, StoreError
 from catalogue.imaging.features import SERIES_SCHEMA
-from catalogue.index.duckdb.compiler import Scope, compile_count
+from catalogue.index.duckdb.compiler import ANNOTATION_KINDS, Scope, compile_count
 from catalogue.index.duckdb.planner import Statistics, data_domains, strata_domain
 from catalogue.ontology.curie import is_curie
 
@@ -112,8 +113,7 @@ WHERE series.provider = $provider AND series.subject = derived.subject
 """
 
 
-_KINDS = tuple(k.value for k in AnnotationKind)
-"""Annotation kinds, by bit (bit i: the i-th kind)."""
+_KINDS = tuple(k.value for k in ANNOTATION_KINDS)
 
 
 def _annotation_bits() -> str:

@@ -1,11 +1,16 @@
 """Compile a normalised cohort query into one DuckDB statement (docs/feasibility.md).
 
-The index keeps dense integer keys beside each series row (written with the rows, see
-`catalogue.index.duckdb`): `cell` (provider, dataset), `pid` (provider), `dst` (provider,
-dataset, subject, study), `dsub` (provider, dataset, subject) and `psub` (provider, subject),
-and two roll-ups of them: `studies` (one row per `dst`: its row count and series fingerprint)
-and `subjects` (one row per `dsub`: sex, distinct known ages, whether the subject's rows lie in
-more than one dataset of its provider).
+The statement reads roll-ups of the series rows that every write renews (see
+`catalogue.index.duckdb`), keyed by dense integers: `cell` (provider, dataset), `pid`
+(provider), `dst` (provider, dataset, subject, study), `dsub` (provider, dataset, subject) and
+`psub` (provider, subject):
+
+- `facts`: the rows grouped by study and by every column a criterion or a strata dimension
+  reads, with their number `n` and series fingerprint `x`, and `annotated`, which
+  `hasAnnotation` criteria the row meets;
+- `studies`: one row per `dst` (its rows' `n` and `x`, whether its subject spans datasets of its
+  provider, whether its id is alone in its cell, provider and everywhere);
+- `subjects`: one row per `dsub` (sex, distinct known ages), `spanners` those spanning datasets.
 
 Every series and study leaf of the criterion tree becomes one or more boolean *components*
 computed per row; only the rows in scope where a component holds (the *hits*) are read further.
@@ -14,11 +19,15 @@ study leaves that may hold), then per subject, where a study leaf holds when all
 components hold within one study. Subject leaves (sex, age, diagnosis) are evaluated on the
 `subjects` roll-up. The tree is evaluated per subject, and studies and series are counted by
 semi-joining the matching subjects back onto the per-study roll-ups (or onto `studies` when
-every row of a matching subject counts).
+every row of a matching subject counts). Without study leaves, when subject leaves may reject
+subjects with hits, subjects are rolled up from the hits first and only the matching ones' are
+rolled up per study.
 
 A subject whose rows lie in one dataset of its provider matches at provider level exactly when
 it matches in that dataset, with the same counted rows; only the few subjects spanning datasets
-are rolled up again at provider level. No Python loop ever touches a subject.
+are rolled up again at provider level. Distinct studies and subjects are counted as rows where
+their ids are alone, and de-duplicated only where they are not. The statement returns partial
+rows of each cell that the caller adds up. No Python loop ever touches a subject.
 """
 
 from __future__ import annotations
@@ -47,9 +56,9 @@ OTHER = "(other)"
 SKETCH_MASK = 255
 """Subject sketches have SKETCH_MASK + 1 buckets: the low bits of the keyed pseudonym."""
 
-_KINDS = tuple(AnnotationKind)
+ANNOTATION_KINDS = tuple(AnnotationKind)
 """Annotation kinds, by bit: `facts.annotated` has bit m - 1 set when a `hasAnnotation` of
-the kinds in bitmask m holds on the row (written with the rows)."""
+the kinds in bitmask m (bit i: the i-th kind) holds on the row (written with the rows)."""
 
 _MAX_ENUMERATED = 10
 """Subject-level leaves up to which the compiler works out whether a subject without any
@@ -157,6 +166,8 @@ class _Compiler:
     leaves: dict[str, _Leaf] = field(default_factory=dict)
     columns: list[str] = field(default_factory=list)
     """Row-level component expressions, by position (column c<i>)."""
+    conditions: list[str] = field(default_factory=list)
+    """The same as row filters (true, false or unknown), by position."""
     parts: list[SeriesCriteria | None] = field(default_factory=list)
     """For each component, a series item its rows meet (None: a study year)."""
     plan: list[str] = field(default_factory=list)
@@ -178,6 +189,7 @@ class _Compiler:
     def component(self, expr: str, part: SeriesCriteria | None = None) -> str:
         """A row-level column; `part`: a series item the rows meeting it meet (for planning)."""
         self.columns.append(f"coalesce({expr}, false)")
+        self.conditions.append(expr)
         self.parts.append(part)
         return f"c{len(self.columns) - 1}"
 
@@ -213,7 +225,7 @@ class _Compiler:
         if item.contrast is not None:
             parts.append("s.contrast IS TRUE" if item.contrast else "s.contrast IS NOT TRUE")
         if item.has_annotation:
-            mask = sum(1 << _KINDS.index(k) for k in set(item.has_annotation))
+            mask = sum(1 << ANNOTATION_KINDS.index(k) for k in set(item.has_annotation))
             parts.append(f"(s.annotated & {1 << (mask - 1)}) <> 0")
         return "(" + " AND ".join(parts) + ")" if parts else "TRUE"
 
@@ -236,7 +248,7 @@ class _Compiler:
     def subject_expr(self, subject: SubjectCriteria) -> str:
         """A subject leaf on a `subjects` row `sj` (at provider level, on its roll-up)."""
         if subject.sex:
-            return self.in_list("sj.sex", tuple(s.value for s in subject.sex))
+            return f"coalesce({self.in_list('sj.sex', tuple(s.value for s in subject.sex))}, false)"
         if subject.diagnosis:
             codes = self.params.add(list(subject.diagnosis))
             return (
@@ -377,7 +389,7 @@ class _Compiler:
             return None
         share, column, node = best
         self.choice = f"subjects with a row meeting {node.to_json()} (about {share:.1%})"
-        return self.columns[column]
+        return self.conditions[column]
 
     # -- SQL ------------------------------------------------------------------------------
 
@@ -844,15 +856,17 @@ def compile_count(
     shared: bool = True,
     shared_subjects: bool = True,
 ) -> Compiled:
-    """The SQL answering a normalised tree: rows (kind, key, subjects, studies, series,
-        subject/study/series fingerprints, strata values). Kinds: 'p' provider cells (key: `pid`),
-        'd' dataset cells (key: `cell`), 'kp'/'kd' sketch buckets (bucket in the subjects column,
-        subjects in the studies column), 's<n>' cells of strata table n, 'q<n>' their sketch
-        buckets. `domains` lists, for the data-valued dimensions, the values shown as they are;
-        others are '(other)'. `providers` maps providers to their `pid`; `spanning` says whether
-        some subject's rows lie in more than one dataset of its provider (if not, the provider
-        level is the dataset level summed); `shared` whether some study id has rows of more than one
-    subject or dataset of its provider (if not, studies are counted without de-duplication)."""
+    """The SQL answering a normalised tree: partial rows (kind, key, subjects, studies, series,
+    subject/study/series fingerprints, strata values) to be added up per kind and key (counts
+    summed, fingerprints XOR-ed). Kinds: 'p' provider cells (key: `pid`), 'd' dataset cells
+    (key: `cell`), 'kp'/'kd' sketch buckets (bucket in the subjects column, subjects in the
+    studies column), 's<n>' cells of strata table n, 'q<n>' their sketch buckets. `domains`
+    lists, for the data-valued dimensions, the values shown as they are; others are '(other)'.
+    `providers` maps providers to their `pid`. What the data in scope holds: `spanning`, a
+    subject whose rows lie in more than one dataset of its provider (if not, the provider level
+    is the dataset level added up); `shared`, a study id with rows of another subject, dataset
+    or provider; `shared_subjects`, a subject id of more than one provider (if not, nothing is
+    de-duplicated)."""
     compiler = _Compiler(tree, scope, strata, sketches, selectivity)
     compiler.domains = domains or {}
     compiler.expansions = expansions or {}
