@@ -16,6 +16,7 @@ portable: the same statement runs on DuckDB and on SQLite.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -32,6 +33,11 @@ from catalogue.domain.cohort import (
     Stratum,
     StudyCriteria,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run as a script (bench/ on the path), find tests/ too
+    sys.path.insert(0, str(ROOT))
+from tests.reference.idc_sql import IDC_ROWS  # noqa: E402  (the parsing of the IDC rows)
 
 Triple = tuple[int, int, int]
 StrataKey = tuple[Stratum, ...]
@@ -59,62 +65,19 @@ thickness, field strength, contrast agent or referenced series: those columns ar
 
 SCHEMA_VERSION = "4"
 
-_PARSE = r"""
+_PARSE = f"""
 CREATE TEMP TABLE parsed AS
-WITH provider_of AS (
-    SELECT collection_id, provider_id
-    FROM read_csv($collections, header = true, all_varchar = true)
-),
-raw AS (
-    SELECT
-        p.provider_id AS provider,
-        s.collection_id AS dataset,
-        s.PatientID AS patient_id,
-        s.StudyInstanceUID AS study_uid,
-        s.SeriesInstanceUID AS series_uid,
-        CASE WHEN upper(trim(s.PatientSex)) IN ('F', 'M', 'O') THEN upper(trim(s.PatientSex))
-             ELSE 'U' END AS row_sex,
-        regexp_extract(
-            s.PatientAge, '^\s*(\d{1,3})\s*([DWMYdwmy])\s*$', ['number', 'unit']
-        ) AS age_text,
-        CASE WHEN regexp_matches(trim(s.StudyDate), '^\d{4}')
-             THEN CAST(substr(trim(s.StudyDate), 1, 4) AS INTEGER) END AS year,
-        nullif(upper(trim(regexp_replace(s.Modality, '\s+', ' ', 'g'))), '') AS modality,
-        nullif(upper(trim(regexp_replace(s.BodyPartExamined, '\s+', ' ', 'g'))), '')
-            AS body_part,
-        nullif(lower(trim(regexp_replace(s.Manufacturer, '\s+', ' ', 'g'))), '')
-            AS manufacturer,
-        nullif(lower(trim(regexp_replace(s.ManufacturerModelName, '\s+', ' ', 'g'))), '')
-            AS model
-    FROM read_parquet($parquet) AS s
-    JOIN provider_of AS p ON p.collection_id = s.collection_id
-    WHERE coalesce(s.PatientID, '') <> ''
-      AND coalesce(s.StudyInstanceUID, '') <> ''
-      AND coalesce(s.SeriesInstanceUID, '') <> ''
-      AND coalesce(s.collection_id, '') <> ''
-),
-aged AS (
-    SELECT
-        * EXCLUDE (age_text, year),
-        CASE upper(age_text.unit)
-            WHEN 'Y' THEN try_cast(age_text.number AS INTEGER)
-            WHEN 'M' THEN try_cast(age_text.number AS INTEGER) // 12
-            WHEN 'W' THEN CAST(floor(try_cast(age_text.number AS INTEGER) * 7 / 365.25) AS INTEGER)
-            WHEN 'D' THEN CAST(floor(try_cast(age_text.number AS INTEGER) / 365.25) AS INTEGER)
-        END AS age_years,
-        CASE WHEN year BETWEEN 1800 AND 2200 THEN year END AS study_year
-    FROM raw
-)
+WITH {IDC_ROWS}
 SELECT
-    provider, dataset, row_sex,
-    CAST(dense_rank() OVER (ORDER BY provider, patient_id) AS INTEGER) AS patient,
-    CAST(dense_rank() OVER (ORDER BY provider, study_uid) AS INTEGER) AS study,
-    CAST(row_number() OVER (ORDER BY provider, patient_id, study_uid, series_uid) AS INTEGER)
+    i.provider, i.dataset, i.sex AS row_sex,
+    CAST(dense_rank() OVER (ORDER BY i.provider, i.patient) AS INTEGER) AS patient,
+    CAST(dense_rank() OVER (ORDER BY i.provider, i.study) AS INTEGER) AS study,
+    CAST(row_number() OVER (ORDER BY i.provider, i.patient, i.study, i.series) AS INTEGER)
         AS series,
-    CASE WHEN age_years <= 150 THEN age_years END AS age,
-    study_year, modality, body_part, manufacturer, model
-FROM aged
+    i.age, i.study_year, i.modality, i.body_part, i.manufacturer, i.model
+FROM idc_rows AS i
 """
+"""The rows of tests/reference/idc_sql.py, identifiers replaced by integer surrogate keys."""
 
 _ROWS = """
 CREATE TEMP TABLE rows AS

@@ -63,20 +63,13 @@ from catalogue.domain.cohort import (
     StudyCriteria,
     SubjectCriteria,
 )
+from tests.reference.cohort_reference import AGE_BANDS, OTHER, SEXES
 
 Key = tuple[str, str, str]
 """(provider, cell, patient): a subject in a cell; the cell is '' for the provider cell."""
 
-SEXES: tuple[str, ...] = ("F", "M", "O", "U")
-AGE_BANDS: tuple[str | None, ...] = (
-    *(f"{low}-{low + 9}" for low in range(0, 100, 10)),
-    "100+",
-    None,
-)
-
-_PARSE = r"""
-CREATE TEMP TABLE {rows} AS
-WITH provider_of AS (
+IDC_ROWS = r"""
+provider_of AS (
     SELECT collection_id, provider_id
     FROM read_csv($collections, header = true, all_varchar = true)
 ),
@@ -119,13 +112,25 @@ aged AS (
         END AS age_years,
         CASE WHEN year_number BETWEEN 1800 AND 2200 THEN year_number END AS study_year
     FROM parsed
+),
+idc_rows AS (
+    SELECT * EXCLUDE (age_years), CASE WHEN age_years <= 150 THEN age_years END AS age
+    FROM aged
 )
+"""
+"""The WITH list (without WITH) whose last query, `idc_rows`, is the rows parsed as above, one
+per series: provider, dataset, patient, study, series, sex, modality, body_part, manufacturer,
+model, study_year, age. Parameters: $parquet (idc_index.parquet), $collections (the CSV).
+bench/feasibility_sql.py parses with it too."""
+
+_PARSE = f"""
+CREATE TEMP TABLE {{rows}} AS
+WITH {IDC_ROWS}
 SELECT
     CAST(row_number() OVER () AS BIGINT) AS rid,
-    * EXCLUDE (age_years),
-    CASE WHEN age_years <= 150 THEN age_years END AS age,
+    *,
     coalesce(modality IN ('SEG', 'RTSTRUCT', 'SR'), FALSE) AS is_annotation
-FROM aged
+FROM idc_rows
 """
 
 _SUBJECT_SEX = """
@@ -334,9 +339,6 @@ def _dimension(stratum: Stratum) -> str:
         Stratum.BODY_PART: "h.body_part",
         Stratum.YEAR: "CAST(h.study_year AS VARCHAR)",
     }[stratum]
-
-
-OTHER = "(other)"
 
 
 def _listed(con: duckdb.DuckDBPyConnection, stratum: Stratum, min_subjects: int) -> list[str]:
