@@ -14,17 +14,14 @@ from pathlib import Path
 from typing import ClassVar, Literal
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 from pydantic import Field, field_validator
 
 from catalogue.domain.harvest import HarvestContext, HarvestSink, SourceConfig, SourceReport
-from catalogue.exceptions import UnreadableSourceError
 from catalogue.imaging.features import patient_key
+from harvesters.tables import Table
 
 DEFAULT_COLUMNS = {"PatientID": "PatientID", "code": "diagnosis_code"}
 """What each column is called unless `columns` says otherwise."""
-BATCH_ROWS = 65_536
 CACHE_LIMIT = 2_000_000
 """Pseudonyms kept in memory at most (a patient usually has several rows)."""
 
@@ -77,39 +74,6 @@ def normalise_code(raw: object, code_system: str | None) -> str | None:
     return code
 
 
-def _present_columns(path: Path, fmt: str) -> set[str]:
-    try:
-        if fmt == "parquet":
-            return set(pq.read_schema(path).names)
-        with path.open("rb") as handle:
-            header = handle.readline().decode("utf-8-sig", "replace")
-        return {c.strip().strip('"') for c in header.rstrip("\r\n").split(",")}
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise UnreadableSourceError(f"{path}: not a readable {fmt} table: {exc}") from exc
-
-
-def _batches(path: Path, fmt: str, columns: list[str]) -> Iterator[pa.RecordBatch]:
-    """The table's `columns` (all present) in batches; CSV values are read as text."""
-    if fmt == "parquet":
-        try:
-            parquet = pq.ParquetFile(path)
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise UnreadableSourceError(f"{path}: not a readable parquet file: {exc}") from exc
-        yield from parquet.iter_batches(batch_size=BATCH_ROWS, columns=columns)
-        return
-    try:
-        reader = pacsv.open_csv(
-            path,
-            read_options=pacsv.ReadOptions(block_size=8 << 20),
-            convert_options=pacsv.ConvertOptions(
-                include_columns=columns, column_types=dict.fromkeys(columns, pa.string())
-            ),
-        )
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise UnreadableSourceError(f"{path}: not a readable CSV file: {exc}") from exc
-    yield from reader
-
-
 class _DiagnosisRows:
     """Turns raw batches into (subject pseudonym, code) pairs, counting the rows it skips."""
 
@@ -154,24 +118,14 @@ class ClinicalTableHarvester:
 
     def harvest(self, source: SourceConfig, ctx: HarvestContext, sink: HarvestSink) -> SourceReport:
         assert isinstance(source, ClinicalTableSource)
-        path = ctx.resolve(source.path)
-        if not path.is_file():
-            raise UnreadableSourceError(f"{path}: no such file")
-        fmt = source.format or ("csv" if path.suffix.lower() == ".csv" else "parquet")
         name = {k: source.columns.get(k, default) for k, default in DEFAULT_COLUMNS.items()}
-        present = _present_columns(path, fmt)
-        missing = [c for c in dict.fromkeys(name.values()) if c not in present]
-        if missing:
-            raise UnreadableSourceError(f"{path}: missing required column(s): {', '.join(missing)}")
+        wanted = list(dict.fromkeys(name.values()))
+        table = Table.open(ctx.resolve(source.path), source.format, wanted)
         report = SourceReport(ctx.provider.id, ctx.source_id, source.kind)
         rows = _DiagnosisRows(ctx.pseudonymise, source.code_system, report)
-        batches = _batches(path, fmt, list(dict.fromkeys(name.values())))
-        try:
+        batches = table.batches(wanted)
+        with table.streaming():
             stored = sink.put_diagnoses(rows.pairs(batches, name["PatientID"], name["code"]))
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise UnreadableSourceError(
-                f"{path}: table unreadable part-way, nothing changed: {exc}"
-            ) from exc
         if not stored:
             report.warn("no diagnosis code stored: check the table and its `columns` mapping")
         return report

@@ -7,18 +7,15 @@ read; identifiers are pseudonymised and dates cut to the year before anything is
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar, Literal
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 
 from catalogue.domain.harvest import HarvestContext, HarvestSink, SourceConfig, SourceReport
-from catalogue.exceptions import UnreadableSourceError
 from catalogue.imaging.features import READ_KEYWORDS, REQUIRED_KEYWORDS, SeriesRows
+from harvesters.tables import Table
 
 REQUIRED = REQUIRED_KEYWORDS
 OPTIONAL = (
@@ -26,7 +23,6 @@ OPTIONAL = (
     "instanceCount",
     "ReferencedSeriesUID",
 )
-BATCH_ROWS = 65_536
 
 
 class DicomTableSource(SourceConfig):
@@ -48,43 +44,6 @@ class DicomTableSource(SourceConfig):
         return self
 
 
-def _batches(path: Path, fmt: str, columns: list[str]) -> Iterator[pa.RecordBatch]:
-    if fmt == "parquet":
-        try:
-            parquet = pq.ParquetFile(path)
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise UnreadableSourceError(f"{path}: not a readable parquet file: {exc}") from exc
-        present = set(parquet.schema_arrow.names)
-        yield from parquet.iter_batches(
-            batch_size=BATCH_ROWS, columns=[c for c in columns if c in present]
-        )
-    else:
-        try:
-            reader = pacsv.open_csv(
-                path,
-                read_options=pacsv.ReadOptions(block_size=8 << 20),
-                convert_options=pacsv.ConvertOptions(
-                    include_columns=columns,
-                    include_missing_columns=True,
-                    column_types=dict.fromkeys(columns, pa.string()),
-                ),
-            )
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise UnreadableSourceError(f"{path}: not a readable CSV file: {exc}") from exc
-        yield from reader
-
-
-def _present_columns(path: Path, fmt: str) -> set[str]:
-    try:
-        if fmt == "parquet":
-            return set(pq.read_schema(path).names)
-        with path.open("rb") as handle:
-            header = handle.readline().decode("utf-8", "replace")
-        return {c.strip().strip('"') for c in header.rstrip("\r\n").split(",")}
-    except (OSError, pa.ArrowInvalid) as exc:
-        raise UnreadableSourceError(f"{path}: cannot read {fmt} table: {exc}") from exc
-
-
 class DicomTableHarvester:
     """Streams the table in batches into the cohort index, in one transaction per source."""
 
@@ -92,27 +51,17 @@ class DicomTableHarvester:
 
     def harvest(self, source: SourceConfig, ctx: HarvestContext, sink: HarvestSink) -> SourceReport:
         assert isinstance(source, DicomTableSource)
-        path = ctx.resolve(source.path)
-        if not path.is_file():
-            raise UnreadableSourceError(f"{path}: no such file")
-        fmt = source.format or ("csv" if path.suffix.lower() in (".csv", ".tsv") else "parquet")
         name = {k: source.columns.get(k, k) for k in (*REQUIRED, *OPTIONAL)}
-        present = _present_columns(path, fmt)
         wanted = [name[k] for k in REQUIRED]
         if source.dataset_column:
             wanted.append(source.dataset_column)
-        missing = [c for c in wanted if c not in present]
-        if missing:
-            raise UnreadableSourceError(f"{path}: missing required column(s): {', '.join(missing)}")
-        columns = wanted + [name[k] for k in OPTIONAL if name[k] in present]
+        table = Table.open(ctx.resolve(source.path), source.format, wanted, (".csv", ".tsv"))
+        columns = wanted + [name[k] for k in OPTIONAL if name[k] in table.columns]
         report = SourceReport(ctx.provider.id, ctx.source_id, source.kind)
         features = _FeatureBuilder(ctx, source, name, report)
-        try:
-            report.series = sink.put_series(features.batch(b) for b in _batches(path, fmt, columns))
-        except (OSError, pa.ArrowInvalid) as exc:
-            raise UnreadableSourceError(
-                f"{path}: table unreadable part-way, nothing changed: {exc}"
-            ) from exc
+        batches = table.batches(columns, missing_as_null=True)
+        with table.streaming():
+            report.series = sink.put_series(features.batch(b) for b in batches)
         return report
 
 
