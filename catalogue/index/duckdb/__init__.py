@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 import threading
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -295,17 +296,8 @@ class DuckDBCohortIndex:
             row = self._con.execute(_KEYS_STALE, [_LAYOUT]).fetchone()
             stale = bool(row and row[0])
         if stale:
-            with self._lock:
-                con = self._con.cursor()
-                con.execute("BEGIN TRANSACTION")
-                try:
-                    self._renew_keys(con)
-                    con.execute("COMMIT")
-                except BaseException:
-                    con.execute("ROLLBACK")
-                    raise
-                finally:
-                    con.close()
+            with self._write() as con:
+                self._renew_keys(con)
 
     @staticmethod
     def _renew_keys(con: duckdb.DuckDBPyConnection) -> None:
@@ -313,72 +305,87 @@ class DuckDBCohortIndex:
             con.execute(statement)
         con.execute(_GENERATION, [_LAYOUT, secrets.randbits(62)])
 
-    def replace_source(
-        self, provider_id: str, source_id: str, batches: Iterable[pa.RecordBatch]
-    ) -> int:
+    @contextmanager
+    def _read(self, snapshot: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor of its own for the block; with `snapshot`, every reading of it is of one
+        transaction (the keys and roll-ups of one write)."""
+        con = self._con.cursor()
+        try:
+            if not snapshot:
+                yield con
+                return
+            con.execute("BEGIN TRANSACTION")
+            try:
+                yield con
+            finally:
+                con.execute("ROLLBACK")
+        finally:
+            con.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor in a transaction of its own under the write lock: committed when the block
+        ends, rolled back when it raises."""
         with self._lock:
             con = self._con.cursor()
             con.execute("BEGIN TRANSACTION")
             try:
-                con.execute(
-                    "DELETE FROM series WHERE provider = ? AND source = ?", [provider_id, source_id]
-                )
-                rows = 0
-                for batch in batches:
-                    if batch.schema != SERIES_SCHEMA:
-                        batch = pa.Table.from_batches([batch]).cast(SERIES_SCHEMA).to_batches()[0]
-                    con.register("incoming", batch)
-                    con.execute(
-                        f"INSERT INTO series (provider, source, {_COLUMNS}) "
-                        f"SELECT $1, $2, {_COLUMNS} FROM incoming",
-                        [provider_id, source_id],
-                    )
-                    con.unregister("incoming")
-                    rows += batch.num_rows
-                con.execute(_SUBJECT_SEX, {"provider": provider_id})
-                self._renew_keys(con)
+                yield con
                 con.execute("COMMIT")
             except BaseException:
                 con.execute("ROLLBACK")
                 raise
             finally:
                 con.close()
-            return rows
+
+    def replace_source(
+        self, provider_id: str, source_id: str, batches: Iterable[pa.RecordBatch]
+    ) -> int:
+        with self._write() as con:
+            con.execute(
+                "DELETE FROM series WHERE provider = ? AND source = ?", [provider_id, source_id]
+            )
+            rows = 0
+            for batch in batches:
+                if batch.schema != SERIES_SCHEMA:
+                    batch = pa.Table.from_batches([batch]).cast(SERIES_SCHEMA).to_batches()[0]
+                con.register("incoming", batch)
+                con.execute(
+                    f"INSERT INTO series (provider, source, {_COLUMNS}) "
+                    f"SELECT $1, $2, {_COLUMNS} FROM incoming",
+                    [provider_id, source_id],
+                )
+                con.unregister("incoming")
+                rows += batch.num_rows
+            con.execute(_SUBJECT_SEX, {"provider": provider_id})
+            self._renew_keys(con)
+        return rows
 
     def replace_diagnoses(
         self, provider_id: str, source_id: str, rows: Iterable[tuple[int, str]]
     ) -> int:
-        with self._lock:
-            con = self._con.cursor()
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.execute(
-                    "DELETE FROM diagnoses WHERE provider = ? AND source = ?",
-                    [provider_id, source_id],
+        with self._write() as con:
+            con.execute(
+                "DELETE FROM diagnoses WHERE provider = ? AND source = ?",
+                [provider_id, source_id],
+            )
+            pending = iter(rows)
+            while chunk := list(islice(pending, _DIAGNOSES_CHUNK)):
+                subjects, codes = zip(*chunk, strict=True)
+                incoming = pa.table(
+                    {
+                        "subject": pa.array(subjects, pa.int64()),
+                        "code": pa.array(codes, pa.string()),
+                    }
                 )
-                pending = iter(rows)
-                while chunk := list(islice(pending, _DIAGNOSES_CHUNK)):
-                    subjects, codes = zip(*chunk, strict=True)
-                    incoming = pa.table(
-                        {
-                            "subject": pa.array(subjects, pa.int64()),
-                            "code": pa.array(codes, pa.string()),
-                        }
-                    )
-                    con.register("incoming", incoming)
-                    con.execute(_INSERT_DIAGNOSES, [provider_id, source_id])
-                    con.unregister("incoming")
-                stored = con.execute(
-                    "SELECT count(*) FROM diagnoses WHERE provider = ? AND source = ?",
-                    [provider_id, source_id],
-                ).fetchone()
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            finally:
-                con.close()
-            return int(stored[0]) if stored else 0
+                con.register("incoming", incoming)
+                con.execute(_INSERT_DIAGNOSES, [provider_id, source_id])
+                con.unregister("incoming")
+            stored = con.execute(
+                "SELECT count(*) FROM diagnoses WHERE provider = ? AND source = ?",
+                [provider_id, source_id],
+            ).fetchone()
+        return int(stored[0]) if stored else 0
 
     def count(
         self,
@@ -392,10 +399,7 @@ class DuckDBCohortIndex:
     ) -> ExactResult:
         query = query.normalised()
         tree = query.criterion()
-        con = self._con.cursor()
-        # one snapshot for every reading: the keys and roll-ups of one write
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with self._read(snapshot=True) as con:
             layout = self._layout(con)
             pairs = _pairs_in_scope(layout, query, scopes)
             scope = _scope(layout, pairs)
@@ -425,9 +429,6 @@ class DuckDBCohortIndex:
                 rows = con.execute(compiled.sql, compiled.params).fetchall()
             except duckdb.Error as exc:
                 raise StoreError(f"the cohort index could not answer the query: {exc}") from exc
-        finally:
-            con.execute("ROLLBACK")
-            con.close()
         return _assemble(layout.named(rows), pairs, strata, domains, "; ".join(compiled.plan))
 
     def _expansions(self, tree: Criterion) -> dict[str, frozenset[tuple[str, str]]]:
@@ -478,8 +479,7 @@ class DuckDBCohortIndex:
         return cached[1]
 
     def summaries(self, provider_id: str) -> dict[str, ExactSummary]:
-        con = self._con.cursor()
-        try:
+        with self._read() as con:
             totals = con.execute(
                 "SELECT dataset, count(DISTINCT subject), count(DISTINCT study), "
                 "min(age), max(age) FROM series WHERE provider = $1 GROUP BY dataset",
@@ -494,8 +494,6 @@ class DuckDBCohortIndex:
                 ).fetchall()
                 for dataset, value, n in rows:
                     by_value.setdefault(dataset, {}).setdefault(column, {})[value] = n
-        finally:
-            con.close()
         out = {}
         for dataset, subjects, studies, age_min, age_max in totals:
             values = by_value.get(dataset, {})
@@ -511,27 +509,19 @@ class DuckDBCohortIndex:
         return out
 
     def scopes(self) -> list[tuple[str, str]]:
-        con = self._con.cursor()
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with self._read(snapshot=True) as con:
             return self._layout(con).cells
-        finally:
-            con.execute("ROLLBACK")
-            con.close()
 
     def distinct_values(self, provider_id: str, field: str) -> dict[str, tuple[int, int]]:
         """Raw value of a series column -> (series, subjects) holding it, for one provider."""
         if field not in VALUE_FIELDS:
             raise QueryError(f"unknown field {field!r} (known: {', '.join(VALUE_FIELDS)})")
-        con = self._con.cursor()
-        try:
+        with self._read() as con:
             rows = con.execute(
                 f"SELECT {field}, count(*), count(DISTINCT subject) FROM series "
                 f"WHERE provider = $1 AND {field} IS NOT NULL GROUP BY {field}",
                 [provider_id],
             ).fetchall()
-        finally:
-            con.close()
         return {str(value): (int(series), int(subjects)) for value, series, subjects in rows}
 
     def replace_value_concepts(
@@ -551,58 +541,43 @@ class DuckDBCohortIndex:
                 "concept": pa.array(concepts, pa.string()),
             }
         )
-        with self._lock:
-            con = self._con.cursor()
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.execute("DELETE FROM value_concepts WHERE provider = ?", [provider_id])
-                con.register("incoming", incoming)
-                con.execute(
-                    "INSERT INTO value_concepts SELECT DISTINCT $1, field, value, concept "
-                    "FROM incoming",
-                    [provider_id],
-                )
-                con.unregister("incoming")
-                con.execute(
-                    "INSERT OR REPLACE INTO value_concept_versions VALUES (?, ?)",
-                    [provider_id, version],
-                )
-                con.execute("COMMIT")
-            except BaseException:
-                con.execute("ROLLBACK")
-                raise
-            finally:
-                con.close()
+        with self._write() as con:
+            con.execute("DELETE FROM value_concepts WHERE provider = ?", [provider_id])
+            con.register("incoming", incoming)
+            con.execute(
+                "INSERT INTO value_concepts SELECT DISTINCT $1, field, value, concept "
+                "FROM incoming",
+                [provider_id],
+            )
+            con.unregister("incoming")
+            con.execute(
+                "INSERT OR REPLACE INTO value_concept_versions VALUES (?, ?)",
+                [provider_id, version],
+            )
 
     def concept_values(self, field: str, concepts: Collection[str]) -> frozenset[tuple[str, str]]:
         """(provider, raw value) pairs of `field` whose concepts (closure) hold any of
         `concepts`."""
         if not concepts:
             return frozenset()
-        con = self._con.cursor()
-        try:
+        with self._read() as con:
             rows = con.execute(
                 "SELECT DISTINCT provider, value FROM value_concepts "
                 "WHERE field = $1 AND list_contains($2, concept)",
                 [field, sorted(concepts)],
             ).fetchall()
-        finally:
-            con.close()
         return frozenset((str(p), str(v)) for p, v in rows)
 
     def mapping_version(self, provider_id: str | None = None) -> int | None:
         """The mapping set version the value concepts were computed with: the provider's, or
         the oldest over every provider; None before any."""
-        con = self._con.cursor()
-        try:
+        with self._read() as con:
             if provider_id is None:
                 row = con.execute("SELECT min(version) FROM value_concept_versions").fetchone()
             else:
                 row = con.execute(
                     "SELECT version FROM value_concept_versions WHERE provider = ?", [provider_id]
                 ).fetchone()
-        finally:
-            con.close()
         return None if row is None or row[0] is None else int(row[0])
 
     def close(self) -> None:
