@@ -32,7 +32,7 @@ rows of each cell that the caller adds up. No Python loop ever touches a subject
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from itertools import combinations, product
 from typing import Any
@@ -161,7 +161,7 @@ class _Compiler:
     scope: Scope
     strata: tuple[tuple[Stratum, ...], ...]
     sketches: bool
-    selectivity: Any  # Callable[[Criterion], float]; None: no planning
+    selectivity: Callable[[Criterion], float] | None  # None: no planning
     params: Params = field(default_factory=Params)
     leaves: dict[str, _Leaf] = field(default_factory=dict)
     columns: list[str] = field(default_factory=list)
@@ -358,7 +358,7 @@ class _Compiler:
         part = self.parts[column]
         if part is None or self.selectivity is None:
             return _UNKNOWN_SHARE
-        return float(self.selectivity(Criterion(series=part), column))
+        return float(self.selectivity(Criterion(series=part)))
 
     def candidates(self) -> str | None:
         """A necessary row condition selecting few subjects, to start from (or None): worth it
@@ -848,7 +848,7 @@ def compile_count(
     scope: Scope,
     strata: tuple[tuple[Stratum, ...], ...] = (),
     sketches: bool = False,
-    selectivity: Any = None,
+    selectivity: Callable[[Criterion], float] | None = None,
     domains: Mapping[Stratum, tuple[str, ...]] | None = None,
     expansions: Mapping[str, frozenset[tuple[str, str]]] | None = None,
     providers: Mapping[str, int] | None = None,

@@ -65,10 +65,9 @@ class Statistics:
             share = min(share, _UNKNOWN)
         return share
 
-    def share(self, node: Criterion, component: int) -> float:
+    def share(self, node: Criterion) -> float:
         """An upper estimate of the share of subjects having a row that meets the leaf's
         condition (for a study leaf, the condition of its most selective part)."""
-        del component
         if node.series is not None:
             return self._series(node.series)
         if node.study is not None:
