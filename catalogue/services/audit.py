@@ -111,8 +111,6 @@ def _published_values(value: object) -> tuple[int | None, int | None, int | None
     """A cell's published [subjects, studies, series] from an audit entry (None: suppressed)."""
     if isinstance(value, list) and len(value) == 3:
         return (value[0], value[1], value[2])
-    if isinstance(value, int):
-        return (value, None, None)
     return (None, None, None)
 
 
@@ -203,18 +201,6 @@ class AuditLog:
                 [user, project, release_key],
             ).fetchone()
         return row is not None
-
-    def differencing(
-        self,
-        user: str,
-        project: str,
-        cells: Mapping[str, tuple[int, Sketch]],
-        rules: DisclosureSettings,
-        now: datetime,
-    ) -> set[str]:
-        """The keys of `cells` (subjects, sketch) whose subject set differs by 1..threshold-1
-        subjects from a cell released to this user and project within the window."""
-        return set(self.nearest_released(user, project, cells, rules, now))
 
     def nearest_released(
         self,
