@@ -30,11 +30,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import socket
 import sqlite3
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -53,9 +50,10 @@ from feasibility_sql import (
     compile_sql,
     load_duckdb,
 )
+from serving import NO_AUTH, NO_RATE_LIMITS, prepare_demo, serve
 from sqlite_rows import open_sqlite
 
-from catalogue.config import DisclosureSettings, Settings, load_providers
+from catalogue.config import DisclosureSettings, Settings
 from catalogue.domain.cohort import (
     AnnotationKind,
     CohortQuery,
@@ -67,8 +65,6 @@ from catalogue.domain.cohort import (
     StudyCriteria,
     SubjectCriteria,
 )
-from catalogue.services.ingest import harvest, reindex_all
-from catalogue.services.runtime import open_catalogue
 from examples.demo.idc import build, idc_paths
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -415,74 +411,15 @@ def _from_graphql(body: dict[str, Any]) -> Answer:
     return answer
 
 
-def _prepare(data_dir: Path, settings: Settings) -> None:
-    """Harvest the demo unless the data folder already holds a harvest."""
-    if (data_dir / "store").exists():
-        print(f"reusing the harvest in {data_dir}")
-        with open_catalogue(settings) as cat:
-            if not cat.datasets.all():
-                # A datasets index of another layout is opened empty: the scopes by cancer type,
-                # access rights or licence would then match nothing. Rebuild it from the store.
-                print("the datasets index is empty: rebuilding it from the graph store")
-                reindex_all(cat)
-        return
-    providers = data_dir / "demo" / "providers.yaml"
-    print(f"harvesting {providers} into {data_dir} ...", flush=True)
-    started = time.perf_counter()
-    with open_catalogue(settings) as cat:
-        report = harvest(cat, load_providers(providers))
-    print(f"harvest took {time.perf_counter() - started:.1f} s")
-    if not report.ok:
-        for failed in report.failed:
-            print(f"harvest failed: {failed.provider_id}/{failed.source_id}: {failed.error}")
-        sys.exit(1)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def _serve(data_dir: Path) -> Iterator[httpx.Client]:
-    """`catalogue serve` on the data folder with exact disclosure, and a client of it."""
-    port = _free_port()
-    env = {**os.environ, "CATALOGUE_DATA_DIR": str(data_dir), **EXACT_ENV}
-    executable = Path(sys.executable).with_name("catalogue")
-    log_path = data_dir / "bench-serve.log"
-    with log_path.open("w") as log:
-        server = subprocess.Popen(
-            [str(executable), "serve", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as client:
-                _wait_healthy(client, server, log_path)
-                yield client
-        finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-
-
-def _wait_healthy(client: httpx.Client, server: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise RuntimeError(f"the server exited ({server.returncode}); see {log}")
-        try:
-            if client.get("/health").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"the server did not answer /health within 300 s; see {log}")
+    """`catalogue serve` on the data folder with exact disclosure, no sign-in and no rate limit
+    in reach, and a client of it."""
+    with (
+        serve(data_dir, {**EXACT_ENV, **NO_AUTH, **NO_RATE_LIMITS}) as server,
+        httpx.Client(base_url=server.url, timeout=300) as client,
+    ):
+        yield client
 
 
 def _graphql_runner(client: httpx.Client) -> Callable[[BenchQuery], Runner]:
@@ -724,7 +661,7 @@ def main() -> None:
     parquet, collections_parquet, version = idc_paths()
     collections_csv = data_dir / "demo" / "collections.csv"
     if not args.baselines_only:
-        _prepare(data_dir, Settings(data_dir=data_dir, disclosure=EXACT))
+        prepare_demo(data_dir, Settings(data_dir=data_dir, disclosure=EXACT))
 
     with ExitStack() as stack:
         started = time.perf_counter()

@@ -1,5 +1,5 @@
 """The `catalogue` command: demo, harvest, runs, report, audit, reindex, coverage, propose, remap,
-mappings, validate, serve, schemas."""
+mappings, token, validate, serve, schemas."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from rich.table import Table
 from catalogue.config import Settings, providers_json_schema, read_providers
 from catalogue.dcat.access_levels import AccessLevel
 from catalogue.domain.harvest import SourceReport
+from catalogue.domain.principal import Role
 from catalogue.exceptions import CatalogueError, ConfigError
 from catalogue.ontology.store import ensure_vocabularies
 from catalogue.services.audit import AuditLog
@@ -336,12 +337,57 @@ def mappings_import_command(
     typer.echo(f"mapping set version {version}; run `catalogue remap` to apply it")
 
 
+token_app = typer.Typer(no_args_is_help=True, help="API tokens for machines (kept hashed).")
+app.add_typer(token_app, name="token")
+
+
+@token_app.command("create")
+def token_create_command(
+    name: Annotated[str, typer.Argument(help="Who or what uses the token (unique).")],
+    role: Annotated[list[Role], typer.Option("--role", help="A role it grants (repeatable).")],
+) -> None:
+    """Make an API token and print its secret, once: only its hash is kept."""
+    from catalogue.services.api_tokens import ApiTokenStore
+
+    secret = ApiTokenStore(Settings().data_dir).create(name, role)
+    console.print(f"API token {name!r}; send it as `Authorization: Bearer <token>`. Keep it:")
+    typer.echo(secret)
+
+
+@token_app.command("list")
+def token_list_command() -> None:
+    """List the API tokens (never their secrets)."""
+    from catalogue.services.api_tokens import ApiTokenStore
+
+    table = Table("name", "roles", "created", "last used", "revoked")
+    for token in ApiTokenStore(Settings().data_dir).list():
+        table.add_row(
+            token.name,
+            " ".join(sorted(r.value for r in token.roles)),
+            token.created.isoformat(),
+            token.last_used.isoformat() if token.last_used else "",
+            token.revoked.isoformat() if token.revoked else "",
+        )
+    Console().print(table)
+
+
+@token_app.command("revoke")
+def token_revoke_command(
+    name: Annotated[str, typer.Argument(help="The token's name.")],
+) -> None:
+    """Revoke an API token: refused from now on."""
+    from catalogue.services.api_tokens import ApiTokenStore
+
+    ApiTokenStore(Settings().data_dir).revoke(name)
+    console.print(f"API token {name!r} revoked")
+
+
 @app.command("serve")
 def serve_command(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
 ) -> None:
-    """Serve the GraphQL API (GraphiQL at /graphql)."""
+    """Serve the GraphQL API (GraphiQL at /graphql); sign-in as `auth` configures it."""
     _serve(Settings(), host, port)
 
 
@@ -357,6 +403,7 @@ def demo_command(
     from examples.demo.idc import build
 
     settings = Settings()
+    settings.auth = settings.auth.model_copy(update={"disabled": True})  # a local demo only
     console.print("Building demo providers from idc-index-data ...")
     providers = build(settings.data_dir / "demo")
     _harvest(settings, providers, None)

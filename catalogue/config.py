@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from catalogue import plugins
 from catalogue.domain.harvest import ProviderConfig, SourceConfig
+from catalogue.domain.principal import Role
 from catalogue.exceptions import ConfigError
 from catalogue.net.http import HttpSettings
 
@@ -94,9 +95,101 @@ class HarvestSettings(BaseModel):
     )
 
 
+class LimitSettings(BaseModel):
+    """What one API request may ask for (docs/operator-guide.md, "Limits, errors and rate
+    limits"); a rate of 0 (or none) disables that rate limit."""
+
+    max_depth: int = Field(default=12, ge=1, description="nesting depth of a GraphQL operation")
+    max_aliases: int = Field(default=30, ge=0, description="aliased fields in one document")
+    max_tokens: int = Field(default=5000, ge=1, description="tokens in one GraphQL document")
+    max_query_length: int = Field(
+        default=100_000, ge=1, description="characters in one GraphQL document"
+    )
+    max_cost: int = Field(
+        default=10_000,
+        ge=1,
+        description="estimated cost of one operation: 1 per field, a list multiplies its "
+        "subtree by its `first` (or a default), feasibility and strata cost more",
+    )
+    timeout: float = Field(default=30, gt=0, description="seconds one HTTP request may run")
+    feasibility_per_user: float | None = Field(
+        default=30, ge=0, description="feasibility queries per minute and user"
+    )
+    feasibility_user_burst: int = Field(default=10, ge=1, description="a user's burst")
+    feasibility_per_ip: float | None = Field(
+        default=60, ge=0, description="feasibility queries per minute and client address"
+    )
+    feasibility_ip_burst: int = Field(default=20, ge=1, description="an address's burst")
+
+    @field_validator("feasibility_per_user", "feasibility_per_ip", mode="before")
+    @classmethod
+    def _none_words(cls, value: Any) -> Any:
+        """`none`, `off` or empty (as an environment variable can say it): no limit."""
+        return DisclosureSettings._none_words(value)
+
+
 class IndexSettings(BaseModel):
     datasets: str = "tantivy"
     cohort: str = "duckdb"
+
+
+SIGNING_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384")
+"""Asymmetric JWT algorithms an issuer may use; `none` and HS* are never accepted."""
+
+
+_SAME_NAMES: dict[str, Role] = {r.value: r for r in Role if r is not Role.ANONYMOUS}
+
+
+class IssuerSettings(BaseModel):
+    """One OpenID Connect issuer whose bearer JWTs are accepted (Keycloak, LS Login...)."""
+
+    issuer: str = Field(description="the `iss` claim, exactly as the issuer writes it")
+    audience: str | list[str] = Field(description="accepted `aud` value(s): this API's client id")
+    jwks_url: AnyHttpUrl | None = Field(
+        default=None,
+        description="the issuer's JWKS; discovered from <issuer>/.well-known/"
+        "openid-configuration when not set",
+    )
+    roles_claim: str = Field(
+        default="realm_access.roles",
+        description="dotted path to the claim listing the caller's roles or groups "
+        "(Keycloak: realm_access.roles or groups; LS Login: eduperson_entitlement)",
+    )
+    role_map: dict[str, Role] = Field(
+        default_factory=lambda: dict(_SAME_NAMES),
+        description="a value of the roles claim -> the catalogue role it grants",
+    )
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256", "PS256"])
+
+    @field_validator("algorithms")
+    @classmethod
+    def _asymmetric(cls, value: list[str]) -> list[str]:
+        wrong = [a for a in value if a not in SIGNING_ALGORITHMS]
+        if wrong or not value:
+            raise ValueError(f"only {', '.join(SIGNING_ALGORITHMS)} are accepted, not {wrong}")
+        return value
+
+
+class AuthSettings(BaseModel):
+    """Sign-in: OIDC issuers for people, API tokens (`catalogue token`) for machines."""
+
+    disabled: bool = Field(
+        default=False,
+        description="no authentication: every caller has every role (demo, local use only; "
+        "the server logs a warning)",
+    )
+    issuers: list[IssuerSettings] = Field(default_factory=list)
+    public_changes: bool = Field(
+        default=False, description="the changes feed is public (else it needs the harvester role)"
+    )
+    leeway: float = Field(default=30, ge=0, description="seconds of clock skew allowed")
+    jwks_refresh: float = Field(
+        default=10,
+        ge=0,
+        description="at least this many seconds between two JWKS fetches of one issuer "
+        "(an unknown key id refetches the JWKS)",
+    )
+    jwks_max_age: float = Field(default=3600, gt=0, description="seconds a JWKS is kept")
 
 
 class Settings(BaseSettings):
@@ -114,6 +207,8 @@ class Settings(BaseSettings):
     index: IndexSettings = IndexSettings()
     harvest: HarvestSettings = HarvestSettings()
     http: HttpSettings = HttpSettings()
+    limits: LimitSettings = LimitSettings()
+    auth: AuthSettings = AuthSettings()
 
     def master_secret(self) -> bytes:
         """The deployment secret; generated once and kept in the data folder when not set."""

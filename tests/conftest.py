@@ -8,7 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from catalogue.config import DisclosureSettings, Settings, load_providers
+from catalogue.config import (
+    AuthSettings,
+    DisclosureSettings,
+    LimitSettings,
+    Settings,
+    load_providers,
+)
 from catalogue.services.ingest import HarvestReport, harvest
 from catalogue.services.runtime import Catalogue, open_catalogue
 
@@ -21,6 +27,8 @@ EXACT = DisclosureSettings(
     budget_total=None,
     differencing=False,
 )
+NO_RATE_LIMITS = LimitSettings(feasibility_per_user=None, feasibility_per_ip=None)
+"""Tests ask many feasibility queries from one address (tests/e2e/test_limits.py tests them)."""
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -43,7 +51,13 @@ def require(config: pytest.Config, available: bool, reason: str) -> None:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path / "data", secret="test-secret-0123456789", disclosure=EXACT)
+    return Settings(
+        data_dir=tmp_path / "data",
+        secret="test-secret-0123456789",
+        disclosure=EXACT,
+        auth=AuthSettings(disabled=True),
+        limits=NO_RATE_LIMITS,
+    )
 
 
 @pytest.fixture
@@ -76,7 +90,11 @@ def idc_demo(
     root = tmp_path_factory.mktemp("idc")
     providers = build(root / "demo")
     settings = Settings(
-        data_dir=root / "data", secret="idc-demo-secret-0123456789", disclosure=EXACT
+        data_dir=root / "data",
+        secret="idc-demo-secret-0123456789",
+        disclosure=EXACT,
+        auth=AuthSettings(disabled=True),
+        limits=NO_RATE_LIMITS,
     )
     with open_catalogue(settings) as opened:
         report = harvest(opened, load_providers(providers))

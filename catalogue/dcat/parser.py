@@ -9,6 +9,7 @@ rdflib entry points (`iter_datasets`, `parse_dataset`, `dataset_subgraph`) conve
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from decimal import Decimal, InvalidOperation
 from typing import Any, TypeAlias
 
 import pyoxigraph as ox
@@ -25,12 +26,14 @@ from catalogue.dcat.namespaces import (
     FOAF,
     HEALTHDCATAP,
     RDF,
+    RDFS,
     SKOS,
+    VCARD,
     described_within,
 )
 from catalogue.dcat.terms import OxSubject, OxTerm, ParsedRdf, Statement, ToOxigraph
 from catalogue.domain.harvest import HarvestedDataset
-from catalogue.domain.models import Dataset
+from catalogue.domain.models import ContactPoint, Dataset, Distribution
 
 Index: TypeAlias = dict[OxTerm, list[Statement]]
 """Statements by subject."""
@@ -111,16 +114,92 @@ class _Properties:
                 return notation
         return None
 
-    def publisher(self) -> str | None:
-        """The publisher's name (or IRI); of several, the last in order, whatever blank-node
-        labels the parser gave them."""
-        names = []
+    def publisher(self) -> tuple[str | None, str | None]:
+        """The publisher's name (or IRI) and its IRI (None for a blank node); of several, the
+        last by name in order, whatever blank-node labels the parser gave them."""
+        agents = []
         for agent in self.of(str(DCTERMS.publisher)):
             if isinstance(agent, (ox.NamedNode, ox.BlankNode)):
                 name = _Properties(self.about, agent).text(str(FOAF.name))
-                if name or isinstance(agent, ox.NamedNode):
-                    names.append(name or agent.value)
-        return max(names, default=None)
+                iri = agent.value if isinstance(agent, ox.NamedNode) else None
+                if name or iri:
+                    agents.append((name or agent.value, iri or ""))
+        name, iri = max(agents, default=(None, ""))
+        return name, iri or None
+
+    def lexicals(self, predicate: str) -> tuple[str, ...]:
+        """Every value of a property as its lexical form, sorted."""
+        return tuple(sorted({_lexical(o).strip() for o in self.of(predicate)} - {""}))
+
+    def terms(self, predicate: str) -> tuple[str, ...]:
+        """Every value of a property naming a term: an IRI or a literal as its lexical form, a
+        blank node (a dct:IMT, a dct:LicenseDocument...) by its rdf:value or rdfs:label; sorted."""
+        found = set()
+        for obj in self.of(predicate):
+            if isinstance(obj, ox.BlankNode):
+                node = _Properties(self.about, obj)
+                value = node.text(str(RDF.value)) or node.text(str(RDFS.label))
+            else:
+                value = _lexical(obj)
+            if value and value.strip():
+                found.add(value.strip())
+        return tuple(sorted(found))
+
+    def nodes(self, predicate: str) -> Iterator[tuple[str | None, _Properties]]:
+        """The resources a property points to: their IRI (None for a blank node), properties."""
+        for obj in self.of(predicate):
+            if isinstance(obj, (ox.NamedNode, ox.BlankNode)):
+                iri = obj.value if isinstance(obj, ox.NamedNode) else None
+                yield iri, _Properties(self.about, obj)
+
+    def distributions(self) -> tuple[Distribution, ...]:
+        found = [
+            Distribution(
+                iri=iri,
+                title=props.text(str(DCTERMS.title)),
+                description=props.text(str(DCTERMS.description)),
+                access_urls=props.lexicals(str(DCAT.accessURL)),
+                download_urls=props.lexicals(str(DCAT.downloadURL)),
+                media_type=_least(props.terms(str(DCAT.mediaType))),
+                format=_least(props.terms(str(DCTERMS.format))),
+                byte_size=_size(props.lexicals(str(DCAT.byteSize))),
+                license=_least(props.terms(str(DCTERMS.license))),
+                access_rights=_least(props.terms(str(DCTERMS.accessRights))),
+            )
+            for iri, props in self.nodes(str(DCAT.distribution))
+        ]
+        return tuple(sorted(found, key=lambda d: d.model_dump_json()))
+
+    def contact_points(self) -> tuple[ContactPoint, ...]:
+        found = [
+            ContactPoint(
+                iri=iri,
+                name=props.text(str(VCARD.fn)) or props.text(str(VCARD["organization-name"])),
+                email=_least(
+                    tuple(e.removeprefix("mailto:") for e in props.lexicals(str(VCARD.hasEmail)))
+                ),
+                url=_least(props.lexicals(str(VCARD.hasURL))),
+            )
+            for iri, props in self.nodes(str(DCAT.contactPoint))
+        ]
+        return tuple(sorted(found, key=lambda c: c.model_dump_json()))
+
+
+def _least(values: tuple[str, ...]) -> str | None:
+    """One of several values, the same whatever order the graph gave them in."""
+    return min(values, default=None)
+
+
+def _size(values: tuple[str, ...]) -> int | None:
+    """A byte size (xsd:nonNegativeInteger or decimal) as a whole number, if one is valid."""
+    for value in values:
+        try:
+            number = Decimal(value)
+        except InvalidOperation:
+            continue
+        if number.is_finite() and number >= 0 and number == number.to_integral_value():
+            return int(number)
+    return None
 
 
 def _lexical(term: OxTerm) -> str:
@@ -132,6 +211,7 @@ def dataset_model(about: Index, node: OxSubject, provider_id: str) -> Dataset:
     """One dataset node as a Dataset; the identifier is dct:identifier, else the IRI."""
     props = _Properties(about, node)
     identifier = props.text(str(DCTERMS.identifier)) or _lexical(node)
+    publisher, publisher_iri = props.publisher()
     return Dataset(
         provider_id=provider_id,
         identifier=identifier,
@@ -147,7 +227,10 @@ def dataset_model(about: Index, node: OxSubject, provider_id: str) -> Dataset:
         access_rights=props.first(str(DCTERMS.accessRights)),
         doi=props.doi(),
         landing_page=props.first(str(DCAT.landingPage)),
-        publisher=props.publisher(),
+        publisher=publisher,
+        publisher_iri=publisher_iri,
+        distributions=props.distributions(),
+        contact_points=props.contact_points(),
         number_of_unique_individuals=props.integer(str(HEALTHDCATAP.numberOfUniqueIndividuals)),
     )
 

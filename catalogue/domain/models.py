@@ -31,6 +31,34 @@ class DatasetSummary(BaseModel):
     manufacturers: tuple[str, ...] = ()
 
 
+class Distribution(BaseModel):
+    """A dcat:Distribution of a dataset, as its provider describes it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    iri: str | None = Field(default=None, description="None for a blank node.")
+    title: str | None = None
+    description: str | None = None
+    access_urls: tuple[str, ...] = ()
+    download_urls: tuple[str, ...] = ()
+    media_type: str | None = None
+    format: str | None = None
+    byte_size: int | None = None
+    license: str | None = None
+    access_rights: str | None = None
+
+
+class ContactPoint(BaseModel):
+    """A dataset's dcat:contactPoint (a vCard): public metadata its provider publishes."""
+
+    model_config = ConfigDict(frozen=True)
+
+    iri: str | None = Field(default=None, description="None for a blank node.")
+    name: str | None = None
+    email: str | None = Field(default=None, description="Without its mailto: scheme.")
+    url: str | None = None
+
+
 class Dataset(BaseModel):
     """A dataset as the catalogue shows it: DCAT-AP core plus the imaging extension."""
 
@@ -51,6 +79,11 @@ class Dataset(BaseModel):
     doi: str | None = None
     landing_page: str | None = None
     publisher: str | None = None
+    publisher_iri: str | None = Field(
+        default=None, description="The IRI of the publisher `publisher` names, if it has one."
+    )
+    distributions: tuple[Distribution, ...] = ()
+    contact_points: tuple[ContactPoint, ...] = ()
     number_of_unique_individuals: int | None = Field(
         default=None, description="As declared by the provider (HealthDCAT-AP)."
     )

@@ -27,7 +27,7 @@ from catalogue.index.tantivy_analysis import LANGUAGES, PLAIN, analyzer_name
 from catalogue.ontology.facets import FAMILIES, ConceptFacets, concept_facets
 from catalogue.ontology.vocabulary import Concept, Vocabulary
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """Bumped when the schema changes; an index of another schema is rebuilt empty."""
 
 DATASET_FIELDS = {"title": 3.0, "terms": 2.0, "keywords": 1.5, "description": 1.0}

@@ -136,7 +136,8 @@ def apply_mappings(catalogue: Catalogue, provider_id: str, run_id: int | None = 
 
 def remap(catalogue: Catalogue) -> RemapReport:
     """Apply the current mapping set everywhere without harvesting: every provider's value
-    concepts, then the datasets index (re-annotated from the graph store)."""
+    concepts, then the datasets index (re-annotated from the graph store), recording the
+    datasets whose served entry changed in the change log (the changes feed lists them)."""
     from catalogue.services.ingest import reindex_all  # ingest imports this module
 
     version = catalogue.annotator().version
@@ -146,7 +147,10 @@ def remap(catalogue: Catalogue) -> RemapReport:
         values[provider_id] = sum(
             len(catalogue.cohort.distinct_values(provider_id, name)) for name in FIELDS
         )
-    return RemapReport(version=version, values=values, datasets=reindex_all(catalogue))
+    served = {d.key: d for d in catalogue.datasets.all()}
+    reindexed = reindex_all(catalogue)
+    catalogue.log.record_updates(d.key for d in catalogue.datasets.all() if served.get(d.key) != d)
+    return RemapReport(version=version, values=values, datasets=reindexed)
 
 
 # -- coverage ---------------------------------------------------------------------------------

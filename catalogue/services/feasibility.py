@@ -17,6 +17,7 @@ from typing import Any
 
 from catalogue.domain.cohort import CellEvidence, CohortQuery, DatasetScope, ExactResult, Stratum
 from catalogue.domain.models import Dataset, Provider
+from catalogue.domain.principal import Principal as Principal
 from catalogue.exceptions import PrivacyBudgetError, QueryError
 from catalogue.ontology.curie import is_curie
 from catalogue.services.audit import Sketch, sketch_distance
@@ -36,14 +37,6 @@ Cell = PublishedCell
 
 MAX_STRATA_TABLES = 4
 _NO_EVIDENCE = CellEvidence()
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who asks: the privacy budget and the differencing check are kept per user and project."""
-
-    user: str
-    project: str = "default"
 
 
 ANONYMOUS = Principal("anonymous")

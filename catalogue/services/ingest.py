@@ -172,9 +172,11 @@ def harvest(
     only: str | None = None,
     progress: ProgressHook | None = None,
     allow_deletions: bool = False,
+    started_run: Callable[[int], None] | None = None,
 ) -> HarvestReport:
     """Harvest every provider (or only one), recording the run in the harvest log, and bring the
-    datasets index up to date with what changed."""
+    datasets index up to date with what changed; `started_run` is told the run's id as soon as
+    the log has it."""
     selected = [p for p in providers.providers if only is None or p.id == only]
     if only is not None and not selected:
         known = ", ".join(p.id for p in providers.providers)
@@ -184,6 +186,8 @@ def harvest(
     master = catalogue.settings.master_secret()
     run = _Run(catalogue, catalogue.log.start_run(), progress, allow_deletions)
     report.run_id = run.run_id
+    if started_run is not None:
+        started_run(run.run_id)
     http = HttpClient(catalogue.settings.http)
     try:
         for provider in selected:

@@ -15,6 +15,7 @@ from rdflib import Graph, Literal, URIRef
 
 from catalogue.config import DisclosureSettings
 from catalogue.dcat.digest import description_digest
+from catalogue.dcat.drift import normalise
 from catalogue.dcat.namespaces import CIM, DCAT, HEALTHDCATAP, RDF, XSD
 from catalogue.dcat.parser import dataset_nodes
 from catalogue.dcat.serialiser import bind_prefixes
@@ -121,8 +122,9 @@ def write_summaries(
         name = summary_graph(provider_id, identifier)
         node = _dataset_node(catalogue, provider_id, identifier, known_iri)
         graph = summary_rdf(node, summary)
+        # the store reads numbers back as xsd:integer; normalised, they compare as written
         if name not in stored or description_digest(graph) != description_digest(
-            catalogue.store.graph(name)
+            normalise(catalogue.store.graph(name))[0]
         ):
             graphs[name] = graph
         stored.discard(name)

@@ -29,9 +29,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from catalogue.api.app import create_app
-from catalogue.config import DisclosureSettings, Settings, load_providers
+from catalogue.config import AuthSettings, DisclosureSettings, Settings, load_providers
 from catalogue.services.ingest import harvest
 from catalogue.services.runtime import Catalogue, open_catalogue
+from tests.conftest import NO_RATE_LIMITS
 
 USER = "anonymous@testclient"  # principal_of: the TestClient's address
 THRESHOLD = DisclosureSettings().threshold
@@ -257,6 +258,8 @@ def catalogue(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Catalogue]:
         data_dir=root / "data",
         secret="attack-suite-secret-0123456789",
         disclosure=DisclosureSettings(),
+        auth=AuthSettings(disabled=True),
+        limits=NO_RATE_LIMITS,  # the attacks are played faster than a person would
     )
     with open_catalogue(settings) as opened:
         report = harvest(opened, load_providers(root / "providers.yaml"))
@@ -617,6 +620,34 @@ def world_differences(
     return out
 
 
+def two_worlds(
+    client: TestClient,
+    project: str,
+    questions: Mapping[str, Callable[[str], Mapping[str, Any]]],
+    strata: list[list[str]] | None = None,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """The same questions, in order, about the target's combination (maker XENON) and about one
+    nobody has (NOBODY), each world in a project of its own: maker -> question -> what is seen."""
+    return {
+        maker: {
+            step: visible(ask(client, f"{project}-{maker}", question(maker), strata=strata))
+            for step, question in questions.items()
+        }
+        for maker in (XENON, NOBODY)
+    }
+
+
+RULES_WITH_AND_WITHOUT_NOISE = (
+    ("noise", DisclosureSettings()),
+    ("no noise", DisclosureSettings(epsilon=None)),
+)
+Q1_Q2: dict[str, Callable[[str], Mapping[str, Any]]] = {
+    "Q1": lambda _: WOMEN_OVER_90,
+    "Q2": without,
+}
+"""The differencing pair: women over 90, then the same without a maker's combination."""
+
+
 def not_combo(maker: str) -> dict[str, Any]:
     leaf = {"modality": ["MR"], "bodyPart": ["KNEE"], "manufacturer": [maker]}
     return {"where": {"not": {"series": leaf}}}
@@ -630,16 +661,12 @@ def test_complementary_queries_do_not_reveal_a_suppressed_cell(client: TestClien
     total = len(SUBJECTS)
     assert len(matching(negate(TARGET_COMBO))) == total - 1
     assert len(matching(negate(NOBODY_COMBO))) == total
-    worlds = {}
-    for maker in (XENON, NOBODY):
-        project = f"complement-{maker}"
-        worlds[maker] = {
-            "total": visible(ask(client, project, {})),
-            "A": visible(ask(client, project, combo(maker))),
-            "not A": visible(ask(client, project, not_combo(maker))),
-        }
+    worlds = two_worlds(
+        client, "complement", {"total": lambda _: {}, "A": combo, "not A": not_combo}
+    )
+    for maker, world in worlds.items():
         # A is suppressed whole, in every cell, whether it is 1 or 0
-        assert all(suppressed(c) for _, c in cells(worlds[maker]["A"])), maker
+        assert all(suppressed(c) for _, c in cells(world["A"])), maker
     seen = worlds[XENON]
     assert not seen["total"]["subjects"]["suppressed"]
     assert abs(seen["total"]["subjects"]["value"] - total) <= 40  # sanity: far within the noise
@@ -670,10 +697,7 @@ def test_differencing_two_queries_one_subject_apart(catalogue: Catalogue) -> Non
     q1_truth = matching(sex("F"), age(90))
     q2_truth = matching(sex("F"), age(90), negate(TARGET_COMBO))
     assert q1_truth - q2_truth == {("hospital", "TARGET")}
-    for label, rules in (
-        ("noise", DisclosureSettings()),
-        ("no noise", DisclosureSettings(epsilon=None)),
-    ):
+    for label, rules in RULES_WITH_AND_WITHOUT_NOISE:
         project = f"differencing-{label}"
         with api(catalogue, rules) as c:
             q1 = ask(c, project, WOMEN_OVER_90)
@@ -703,18 +727,9 @@ def test_differencing_suppression_is_not_an_oracle(catalogue: Catalogue) -> None
     only if the answers are those of a world where nobody has it (Q2 is then Q1's set and gets
     Q1's answer), with noise and without."""
     leaks = []
-    for label, rules in (
-        ("noise", DisclosureSettings()),
-        ("no noise", DisclosureSettings(epsilon=None)),
-    ):
-        worlds = {}
+    for label, rules in RULES_WITH_AND_WITHOUT_NOISE:
         with api(catalogue, rules) as c:
-            for maker in (XENON, NOBODY):
-                project = f"oracle-{label}-{maker}"
-                worlds[maker] = {
-                    "Q1": visible(ask(c, project, WOMEN_OVER_90)),
-                    "Q2": visible(ask(c, project, without(maker))),
-                }
+            worlds = two_worlds(c, f"oracle-{label}", Q1_Q2)
         assert worlds[NOBODY]["Q2"] == worlds[NOBODY]["Q1"]  # Q1's set, Q1's answer
         leaks += [f"{label}: {d}" for d in world_differences(worlds[XENON], worlds[NOBODY])]
     assert leaks == [], "the answers show the target has the combination: " + "; ".join(leaks)
@@ -743,18 +758,9 @@ def test_differencing_through_strata_cells(catalogue: Catalogue) -> None:
     noise, and without it, where rounding shows the difference: 23 → 25, 22 → 20)."""
     strata = [["SEX"], ["MODALITY"]]
     leaks = []
-    for label, rules in (
-        ("noise", DisclosureSettings()),
-        ("no noise", DisclosureSettings(epsilon=None)),
-    ):
-        worlds = {}
+    for label, rules in RULES_WITH_AND_WITHOUT_NOISE:
         with api(catalogue, rules) as c:
-            for maker in (XENON, NOBODY):
-                project = f"differencing-strata-{label}-{maker}"
-                worlds[maker] = {
-                    "Q1": visible(ask(c, project, WOMEN_OVER_90, strata=strata)),
-                    "Q2": visible(ask(c, project, without(maker), strata=strata)),
-                }
+            worlds = two_worlds(c, f"differencing-strata-{label}", Q1_Q2, strata)
         q1, q2 = dict(cells(worlds[XENON]["Q1"])), dict(cells(worlds[XENON]["Q2"]))
         assert hidden_or_as_before(q2["total"], q1["total"]), label  # the check acted
         leaks += [
@@ -776,10 +782,7 @@ def test_differencing_strata_cells_against_their_total(catalogue: Catalogue) -> 
     truth = truth_cells(matching(sex("M"), age(90)), strata)
     assert 0 < len(matching(sex("M"), age(90), negate(has("MR")))) < THRESHOLD
     leaks = []
-    for label, rules in (
-        ("noise", DisclosureSettings()),
-        ("no noise", DisclosureSettings(epsilon=None)),
-    ):
+    for label, rules in RULES_WITH_AND_WITHOUT_NOISE:
         project = f"strata-total-{label}"
         with api(catalogue, rules) as c:
             no_mr = {**men_over_90, "where": {"not": {"series": {"modality": ["MR"]}}}}

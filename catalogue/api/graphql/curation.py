@@ -1,7 +1,7 @@
 """GraphQL for curators: unmapped values, the mapping set, and decisions on mappings.
 
-Every field here is for curators and will require the curator role once sign-in arrives (the
-authentication issue); counts pass disclosure control like every other count of the API.
+Every field here is for curators and requires the curator role (catalogue.api.authz); counts
+pass disclosure control like every other count of the API.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from catalogue.services import curation
 from catalogue.services.disclosure import disclose
 from catalogue.services.runtime import Catalogue
 
-CURATORS = " For curators: will require the curator role."
+CURATORS = " For curators: requires the curator role."
 MAX_VALUES = 1000
 
 
@@ -150,19 +150,24 @@ class CurationQuery:
             for r in rows
         ]
 
-    @strawberry.field(description="The current mappings, filtered." + CURATORS)
+    @strawberry.field(
+        description="The current mappings, filtered; the first `first` of them." + CURATORS
+    )
     async def mappings(
         self,
         info: strawberry.Info,
         status: ReviewStatusValue | None = None,
         provider: str | None = None,
         field: str | None = None,
+        first: int = MAX_VALUES,
     ) -> list[TermMapping]:
+        if not 0 <= first <= MAX_VALUES:
+            raise QueryError(f"first must be between 0 and {MAX_VALUES}")
         wanted: ReviewStatus | None = None if status is None else status.value
         found = await asyncio.to_thread(
             curation.find_mappings, _catalogue(info), wanted, provider, field
         )
-        return [TermMapping.of(m) for m in found]
+        return [TermMapping.of(m) for m in found[:first]]
 
     @strawberry.field(
         description="The current mapping set as SSSOM/TSV, and its version." + CURATORS

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Annotated
@@ -10,11 +11,13 @@ from typing import Annotated
 import strawberry
 from graphql import GraphQLError
 from pydantic import ValidationError
-from starlette.requests import Request
-from strawberry.extensions import MaskErrors
+from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.fastapi import BaseContext
 from strawberry.types import ExecutionContext
 
+from catalogue.api.auth import PROJECT_HEADER, authenticate
+from catalogue.api.authz import POLICY, Authorization
+from catalogue.api.graphql.limits import QueryLimits
 from catalogue.api.graphql.types import (
     Concept,
     Count,
@@ -38,8 +41,10 @@ from catalogue.api.graphql.types import (
     StratumValue,
     counts,
 )
+from catalogue.api.ratelimit import check_feasibility
 from catalogue.domain.cohort import Stratum
-from catalogue.exceptions import CatalogueError, QueryError
+from catalogue.domain.principal import Role
+from catalogue.exceptions import QueryError
 from catalogue.index.base import FacetCounts
 from catalogue.services.catalogue_view import CatalogueView, encode_cursor
 from catalogue.services.feasibility import FeasibilityService, Principal
@@ -55,26 +60,25 @@ class Services:
 
 
 class Context(BaseContext):
-    """Per-request context: the shared services and who asks."""
+    """Per-request context: the shared services, who asks, and the authorisation policy
+    (catalogue.api.authz) the `Authorization` extension applies."""
 
     def __init__(
-        self, view: CatalogueView, feasibility: FeasibilityService, principal: Principal
+        self,
+        view: CatalogueView,
+        feasibility: FeasibilityService,
+        principal: Principal,
+        policy: Mapping[str, frozenset[Role]] = POLICY,
     ) -> None:
         super().__init__()
         self.view = view
         self.feasibility = feasibility
         self.principal = principal
+        self.policy = policy
 
 
-PROJECT_HEADER = "x-catalogue-project"
-
-
-def principal_of(request: Request) -> Principal:
-    """Who asks. Until sign-in arrives (the API issue), a caller is known by its address; the
-    project is the X-Catalogue-Project header, which only splits that caller's budget."""
-    host = request.client.host if request.client else "unknown"
-    project = request.headers.get(PROJECT_HEADER, "default").strip()[:100] or "default"
-    return Principal(user=f"anonymous@{host}", project=project)
+principal_of = authenticate
+"""Who asks (catalogue.api.auth): async, and refuses a bad token."""
 
 
 @strawberry.type
@@ -165,7 +169,7 @@ class Query:
 
     @strawberry.field(
         description="How many subjects, studies and series match, per provider "
-        "and per dataset; every count passes disclosure control."
+        "and per dataset; every count passes disclosure control. Requires the researcher role."
     )
     async def feasibility(
         self,
@@ -178,6 +182,7 @@ class Query:
             domain_query = query.to_domain()
         except ValidationError as exc:
             raise QueryError(_validation_message(exc)) from exc
+        check_feasibility(info.context)
         service: FeasibilityService = info.context.feasibility
         tables = tuple(tuple(Stratum(d.value) for d in dims) for dims in strata or ())
         answer = await asyncio.to_thread(
@@ -255,31 +260,26 @@ def _camel(name: str) -> str:
     return head + "".join(p.title() for p in rest)
 
 
-def _should_mask(error: GraphQLError) -> bool:
-    """Show our own errors and GraphQL validation errors; hide anything unexpected."""
-    original = error.original_error
-    return original is not None and not isinstance(original, CatalogueError)
-
-
 class CatalogueSchema(strawberry.Schema):
-    """Logs only unexpected errors; a user's bad query is answered, not logged as a fault."""
+    """Logs nothing itself: the HTTP router (catalogue.api.graphql.router) codes every error,
+    masks and logs the unexpected ones with their correlation id (catalogue.api.errors)."""
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
-        unexpected = [e for e in errors if _should_mask(e)]
-        if unexpected:
-            super().process_errors(unexpected, execution_context)
+        return None
 
 
 from strawberry.tools import merge_types  # noqa: E402
 
+from catalogue.api.graphql.changes import ChangesQuery  # noqa: E402
 from catalogue.api.graphql.curation import CurationMutation, CurationQuery  # noqa: E402
+from catalogue.api.graphql.harvests import HarvestMutation, HarvestQuery  # noqa: E402
 
 schema = CatalogueSchema(
-    query=merge_types("Query", (Query, CurationQuery)),
-    mutation=CurationMutation,
-    extensions=[lambda: MaskErrors(should_mask_error=_should_mask)],
+    query=merge_types("Query", (Query, CurationQuery, HarvestQuery, ChangesQuery)),
+    mutation=merge_types("Mutation", (CurationMutation, HarvestMutation)),
+    extensions=[ParserCache, ValidationCache, Authorization, QueryLimits],
 )
 
-__all__ = ["Context", "Count", "Services", "principal_of", "schema"]
+__all__ = ["PROJECT_HEADER", "Context", "Count", "Services", "principal_of", "schema"]

@@ -7,6 +7,13 @@ from enum import Enum
 import strawberry
 from strawberry.scalars import JSON
 
+from catalogue.api.graphql.dataset_details import (
+    Agent,
+    ContactPoint,
+    Distribution,
+    ValidationStatus,
+    validation_loader,
+)
 from catalogue.domain import models
 from catalogue.domain.cohort import (
     AnnotationKind,
@@ -92,6 +99,19 @@ class Dataset:
     summary: DatasetSummary | None
     provider_id: strawberry.Private[str]
     concept_curies: strawberry.Private[tuple[str, ...]]
+    themes: list[str] = strawberry.field(
+        default_factory=list, description="dcat:theme values: IRIs (or labels) as published."
+    )
+    distributions: list[Distribution] = strawberry.field(default_factory=list)
+    publisher: Agent | None = None
+    contact_points: list[ContactPoint] = strawberry.field(default_factory=list)
+
+    @strawberry.field(
+        description="Its newest SHACL validation; null when it was never validated (its "
+        "provider turned validation off). A curator reads the reports in validationReports."
+    )
+    async def validation(self, info: strawberry.Info) -> ValidationStatus | None:
+        return await validation_loader(info).load((self.provider_id, self.identifier))
 
     @strawberry.field
     def provider(self, info: strawberry.Info) -> Provider:
@@ -126,6 +146,10 @@ class Dataset:
             summary=DatasetSummary.of(d.summary) if d.summary else None,
             provider_id=d.provider_id,
             concept_curies=d.concepts,
+            themes=list(d.themes),
+            distributions=[Distribution.of(x) for x in d.distributions],
+            publisher=Agent.publisher_of(d),
+            contact_points=[ContactPoint.of(c) for c in d.contact_points],
         )
 
 
