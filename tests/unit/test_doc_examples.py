@@ -1,4 +1,4 @@
-"""The GraphQL examples of the README and the user guide are valid against the schema."""
+"""The GraphQL examples of the README and the guides are valid against the schema."""
 
 from __future__ import annotations
 
@@ -16,12 +16,18 @@ BLOCK = re.compile(r"```graphql\n(.*?)```", re.DOTALL)
 
 def examples() -> list[tuple[str, str]]:
     found = []
-    for name in ("README.md", "docs/user-guide.md"):
+    for name in (
+        "README.md",
+        "docs/user-guide.md",
+        "docs/curator-guide.md",
+        "docs/harvest-contract.md",
+        "docs/api-guide.md",
+    ):
         for n, block in enumerate(BLOCK.findall((ROOT / name).read_text())):
             text = block.strip()
             if text.startswith(("{", "query", "mutation")):  # whole operations, not fragments
                 # a block may hold several operations side by side: each is checked alone
-                for m, operation in enumerate(re.split(r"\n(?=\{)", text)):
+                for m, operation in enumerate(re.split(r"\n(?=\{|query\b|mutation\b)", text)):
                     found.append((f"{name}#{n}.{m}", operation))
     return found
 
