@@ -202,55 +202,40 @@ async def _decide(
     return MappingChange(mapping=TermMapping.of(mapping), version=version)
 
 
+def _decision(status: ReviewStatus, description: str) -> MappingChange:
+    """The mutation recording a curator's decision of this status on one mapping."""
+
+    async def resolve(
+        info: strawberry.Info,
+        provider: str,
+        field: str,
+        value: str,
+        object_: ObjectArgument,
+        predicate: str | None = None,
+        comment: str | None = None,
+    ) -> MappingChange:
+        return await _decide(info, status, provider, field, value, object_, predicate, comment)
+
+    mutation: MappingChange = strawberry.mutation(
+        resolver=resolve, description=description + CURATORS
+    )
+    return mutation
+
+
 @strawberry.type(name="Mutation")
 class CurationMutation:
-    @strawberry.mutation(
-        description="Propose a mapping (not applied until approved; provider '*' is every "
-        "provider)." + CURATORS
+    propose_mapping: MappingChange = _decision(
+        "proposed",
+        "Propose a mapping (not applied until approved; provider '*' is every provider).",
     )
-    async def propose_mapping(
-        self,
-        info: strawberry.Info,
-        provider: str,
-        field: str,
-        value: str,
-        object_: ObjectArgument,
-        predicate: str | None = None,
-        comment: str | None = None,
-    ) -> MappingChange:
-        return await _decide(info, "proposed", provider, field, value, object_, predicate, comment)
-
-    @strawberry.mutation(
-        description="Approve (or make) a mapping; it applies from the next remap or harvest."
-        + CURATORS
+    approve_mapping: MappingChange = _decision(
+        "approved", "Approve (or make) a mapping; it applies from the next remap or harvest."
     )
-    async def approve_mapping(
-        self,
-        info: strawberry.Info,
-        provider: str,
-        field: str,
-        value: str,
-        object_: ObjectArgument,
-        predicate: str | None = None,
-        comment: str | None = None,
-    ) -> MappingChange:
-        return await _decide(info, "approved", provider, field, value, object_, predicate, comment)
-
-    @strawberry.mutation(
-        description="Reject a mapping: kept as a negative mapping, never applied nor proposed "
-        "again; a rejected standard term is no longer applied to the value." + CURATORS
+    reject_mapping: MappingChange = _decision(
+        "rejected",
+        "Reject a mapping: kept as a negative mapping, never applied nor proposed again; a "
+        "rejected standard term is no longer applied to the value.",
     )
-    async def reject_mapping(
-        self,
-        info: strawberry.Info,
-        provider: str,
-        field: str,
-        value: str,
-        object_: ObjectArgument,
-        predicate: str | None = None,
-        comment: str | None = None,
-    ) -> MappingChange:
-        return await _decide(info, "rejected", provider, field, value, object_, predicate, comment)
 
     @strawberry.mutation(
         description="Apply the current mapping set to the cohort and datasets indexes (no "
