@@ -38,6 +38,12 @@ ValueKey = tuple[str, str, str]
 """(provider, field, raw value)."""
 
 
+def mapping_keys(provider: str, field_name: str, value: str) -> tuple[ValueKey, ValueKey]:
+    """The keys a curator's mapping of a raw value may be recorded under: the provider's own,
+    then every provider's ('*'); the first one recorded decides."""
+    return (provider, field_name, value), (ANY_PROVIDER, field_name, value)
+
+
 @dataclass
 class Annotator:
     """Resolves raw values to concepts with a vocabulary and a mapping set's decisions."""
@@ -51,8 +57,9 @@ class Annotator:
 
     def concepts(self, provider: str, field_name: str, value: str) -> frozenset[str]:
         """The concepts a raw value stands for (direct ones, no closure)."""
-        for who in (provider, ANY_PROVIDER):
-            codes = self.approved.get((who, field_name, value))
+        keys = mapping_keys(provider, field_name, value)
+        for key in keys:
+            codes = self.approved.get(key)
             if codes is not None:
                 return frozenset(c for c in codes if c in self.vocabulary)
         found: frozenset[str] = frozenset()
@@ -61,12 +68,7 @@ class Annotator:
             if hits:
                 found = frozenset(c.curie for c in hits)
                 break
-        return frozenset(
-            c
-            for c in found
-            if (provider, field_name, value, c) not in self.rejected
-            and (ANY_PROVIDER, field_name, value, c) not in self.rejected
-        )
+        return frozenset(c for c in found if not any((*key, c) in self.rejected for key in keys))
 
     def annotate(self, provider: str, field_name: str, values: Iterable[str]) -> frozenset[str]:
         """The closure of the concepts of several raw values of one field."""

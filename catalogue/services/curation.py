@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal
 
 from catalogue.exceptions import MappingError, QueryError
-from catalogue.ontology.annotate import ANY_PROVIDER, FIELD_SCHEMES, Annotator
+from catalogue.ontology.annotate import FIELD_SCHEMES, Annotator, mapping_keys
 from catalogue.ontology.default_mappings import DEFAULT_SET_PATH, load_default_set
 from catalogue.ontology.sssom import (
     NO_TERM_FOUND,
@@ -171,13 +171,14 @@ def resolve(
 ) -> tuple[Resolution, frozenset[str]]:
     """How a raw value gets its direct concepts, and which."""
     concepts = annotator.concepts(provider_id, name, value)
-    if (provider_id, name, value) in annotator.approved:
+    own, shared = mapping_keys(provider_id, name, value)
+    if own in annotator.approved:
         return "approved", concepts
-    if (ANY_PROVIDER, name, value) in annotator.approved:
+    if shared in annotator.approved:
         return "shared", concepts
     if concepts:
         return "standard", concepts
-    if (provider_id, name, value) in no_term or (ANY_PROVIDER, name, value) in no_term:
+    if own in no_term or shared in no_term:
         return "no-term", concepts
     return "unmapped", concepts
 
