@@ -13,27 +13,14 @@ from catalogue.api.app import create_app
 from catalogue.config import DisclosureSettings, load_providers
 from catalogue.services.ingest import harvest
 from catalogue.services.runtime import Catalogue
-from tests.integration.test_harvest import DATA, one_source, rows, series_table
+from tests.integration.test_harvest import one_source, rows, series_table
+from tests.providers import hospital
 
 
 @pytest.fixture
 def client(tmp_path: Path, catalogue: Catalogue) -> Iterator[TestClient]:
-    table = series_table(
-        tmp_path / "series.parquet",
-        rows(30, dataset="lung-ct") + rows(4, dataset="rare", prefix="R"),
-    )
-    body = f"""providers:
-  - id: hospital
-    name: General Hospital
-    sources:
-      - kind: dcat
-        path: {DATA / "xnat_integration_test.ttl"}
-      - kind: dicom-table
-        path: {table}
-        dataset_column: collection_id
-"""
-    (tmp_path / "providers.yaml").write_text(body)
-    assert harvest(catalogue, load_providers(tmp_path / "providers.yaml")).ok
+    series = rows(30, dataset="lung-ct") + rows(4, dataset="rare", prefix="R")
+    assert harvest(catalogue, load_providers(hospital(tmp_path, series))).ok
     with TestClient(create_app(catalogue.settings, catalogue=catalogue)) as test_client:
         yield test_client
 

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 
 from catalogue.api.app import create_app
@@ -23,7 +22,8 @@ from catalogue.services.api_tokens import ApiTokenStore
 from catalogue.services.harvest_jobs import jobs_for
 from catalogue.services.ingest import harvest
 from catalogue.services.runtime import Catalogue, open_catalogue
-from tests.conftest import EXACT, NO_RATE_LIMITS, IdcDemo, require
+from tests.conftest import EXACT, NO_RATE_LIMITS, IdcDemo
+from tests.providers import demo_dcat_only
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "api-guide.md"
 EXAMPLE = re.compile(r"<!-- run: (\w+)(, writes)? -->\n```graphql\n(.*?)```", re.DOTALL)
@@ -98,18 +98,7 @@ def writable_app(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[TestClient, dict[Role, str]]]:
     root = tmp_path_factory.mktemp("api-guide")
-    try:
-        from examples.demo.idc import build
-
-        built = build(root / "demo")
-    except Exception as exc:  # the optional demo dependency
-        require(request.config, False, f"idc-index-data is not installed ({exc})")
-        raise
-    listed = yaml.safe_load(built.read_text())
-    for provider in listed["providers"]:
-        provider["sources"] = [s for s in provider["sources"] if s["kind"] == "dcat"]
-    providers = root / "demo" / "providers-dcat.yaml"
-    providers.write_text(yaml.safe_dump(listed, sort_keys=False))
+    providers = demo_dcat_only(request, root / "demo")
     settings = Settings(
         data_dir=root / "data",
         secret="guide-secret-0123456789",

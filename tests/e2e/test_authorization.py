@@ -51,7 +51,8 @@ from catalogue.services.api_tokens import ApiTokenStore
 from catalogue.services.ingest import harvest
 from catalogue.services.runtime import Catalogue, open_catalogue
 from tests.http_server import LocalServer, Reply, local_server
-from tests.integration.test_harvest import DATA, rows, series_table
+from tests.integration.test_harvest import rows
+from tests.providers import hospital
 
 REALM = "/realms/imaging"
 AUDIENCE = "catalogue-api"
@@ -224,19 +225,7 @@ class Deployment:
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     root = tmp_path_factory.mktemp("authorization")
-    table = series_table(root / "series.parquet", rows(12, dataset="lung-ct"))
-    (root / "providers.yaml").write_text(
-        f"""providers:
-  - id: {PROVIDER}
-    name: General Hospital
-    sources:
-      - kind: dcat
-        path: {DATA / "xnat_integration_test.ttl"}
-      - kind: dicom-table
-        path: {table}
-        dataset_column: collection_id
-"""
-    )
+    providers = hospital(root, rows(12, dataset="lung-ct"), PROVIDER)
     exact = DisclosureSettings(
         threshold=1, rounding=1, publish_zero=True, epsilon=None, budget_daily=None,
         budget_total=None, differencing=False,
@@ -250,7 +239,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
             auth=issuer.settings(),
         )
         with open_catalogue(settings) as opened:
-            assert harvest(opened, load(root / "providers.yaml")).ok
+            assert harvest(opened, load(providers)).ok
             yield Deployment(opened, issuer, settings)
 
 

@@ -22,7 +22,6 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
-import yaml
 from gql import Client
 from gql.graphql_request import GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
@@ -38,7 +37,8 @@ from catalogue.domain.principal import Role
 from catalogue.services.api_tokens import ApiTokenStore
 from catalogue.services.ingest import harvest, stored_datasets
 from catalogue.services.runtime import Catalogue, open_catalogue
-from tests.conftest import EXACT, require
+from tests.conftest import EXACT
+from tests.providers import demo_dcat_only
 
 AS = Namespace("https://www.w3.org/ns/activitystreams#")
 HYDRA = Namespace("http://www.w3.org/ns/hydra/core#")
@@ -99,18 +99,7 @@ def feed(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Feed]:
     root = tmp_path_factory.mktemp("changes-feed")
-    try:
-        from examples.demo.idc import build
-
-        built = build(root / "demo")
-    except Exception as exc:  # the optional demo dependency
-        require(request.config, False, f"idc-index-data is not installed ({exc})")
-        raise
-    listed = yaml.safe_load(built.read_text())
-    for provider in listed["providers"]:
-        provider["sources"] = [s for s in provider["sources"] if s["kind"] == "dcat"]
-    providers = root / "demo" / "providers-dcat.yaml"
-    providers.write_text(yaml.safe_dump(listed, sort_keys=False))
+    providers = demo_dcat_only(request, root / "demo")
     settings = Settings(data_dir=root / "data", secret="feed-secret-0123456789", disclosure=EXACT)
     with open_catalogue(settings) as opened:
         token = ApiTokenStore(settings.data_dir).create("downstream", [Role.HARVESTER])

@@ -26,7 +26,8 @@ from catalogue.services.catalogue_view import CatalogueView
 from catalogue.services.feasibility import FeasibilityService
 from catalogue.services.ingest import harvest
 from catalogue.services.runtime import Catalogue
-from tests.integration.test_harvest import DATA, rows, series_table
+from tests.integration.test_harvest import rows
+from tests.providers import hospital
 
 UNLIMITED = {"feasibility_per_user": None, "feasibility_per_ip": None}
 DATASETS_5 = "{ datasets(first: 5) { edges { node { identifier } } } }"
@@ -40,23 +41,8 @@ FEASIBILITY_COST = 103
 
 def harvested(tmp_path: Path, catalogue: Catalogue) -> Catalogue:
     """The catalogue with one provider: two DCAT datasets and a DICOM table of 34 subjects."""
-    table = series_table(
-        tmp_path / "series.parquet",
-        rows(30, dataset="lung-ct") + rows(4, dataset="rare", prefix="R"),
-    )
-    (tmp_path / "providers.yaml").write_text(
-        f"""providers:
-  - id: hospital
-    name: General Hospital
-    sources:
-      - kind: dcat
-        path: {DATA / "xnat_integration_test.ttl"}
-      - kind: dicom-table
-        path: {table}
-        dataset_column: collection_id
-"""
-    )
-    assert harvest(catalogue, load_providers(tmp_path / "providers.yaml")).ok
+    series = rows(30, dataset="lung-ct") + rows(4, dataset="rare", prefix="R")
+    assert harvest(catalogue, load_providers(hospital(tmp_path, series))).ok
     return catalogue
 
 

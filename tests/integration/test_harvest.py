@@ -24,7 +24,7 @@ def series_table(path: Path, rows: list[dict[str, object]]) -> Path:
 
 
 def rows(n_patients: int, dataset: str = "ds-1", prefix: str = "P") -> list[dict[str, object]]:
-    out = []
+    out: list[dict[str, object]] = []
     for p in range(n_patients):
         for s in range(2):
             out.append(
