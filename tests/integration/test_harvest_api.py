@@ -395,6 +395,11 @@ def test_harvest_provider_runs_in_the_background_one_at_a_time(server: Server) -
     message = refused["errors"][0]["message"]
     assert "already running" in message and f"run {started['id']}" in message
     assert refused["errors"][0]["extensions"]["code"] == "CONFLICT"
+    # and so is a remap, which would re-annotate the datasets under the harvest
+    remap = server.gql("mutation { remap { version } }")
+    assert remap["data"] is None
+    assert remap["errors"][0]["extensions"]["code"] == "CONFLICT"
+    assert f"run {started['id']}" in remap["errors"][0]["message"]
     assert server.data("{ harvestRuns(last: 1) { id state } }")["harvestRuns"] == [
         {"id": started["id"], "state": "RUNNING"}
     ]

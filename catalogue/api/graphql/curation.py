@@ -14,10 +14,11 @@ from typing import Annotated
 import strawberry
 
 from catalogue.api.graphql.types import Count
-from catalogue.exceptions import QueryError
+from catalogue.exceptions import HarvestRunningError, QueryError
 from catalogue.ontology.sssom import Mapping, ReviewStatus, status_of
 from catalogue.services import curation
 from catalogue.services.disclosure import disclose
+from catalogue.services.harvest_jobs import jobs_for
 from catalogue.services.runtime import Catalogue
 
 CURATORS = " For curators: requires the curator role."
@@ -242,6 +243,11 @@ class CurationMutation:
         "re-harvest)." + CURATORS
     )
     async def remap(self, info: strawberry.Info) -> RemapResult:
+        running = jobs_for(info.context.view).running_run()
+        if running is not None:  # the harvest applies the mapping set itself when it ends
+            raise HarvestRunningError(
+                f"a harvest is running (run {running}); remap when it has ended"
+            )
         report = await asyncio.to_thread(curation.remap, _catalogue(info))
         info.context.view.refresh()
         return RemapResult(
