@@ -104,7 +104,7 @@ def _serve(settings: Settings, host: str, port: int) -> None:
 
     from catalogue.api.app import create_app
 
-    console.print(f"GraphiQL at http://{host}:{port}/graphql")
+    console.print(f"Catalogue at http://{host}:{port}/ (GraphiQL at http://{host}:{port}/graphql)")
     uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 

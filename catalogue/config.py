@@ -160,6 +160,11 @@ class IssuerSettings(BaseModel):
         description="a value of the roles claim -> the catalogue role it grants",
     )
     algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256", "PS256"])
+    web_client_id: str | None = Field(
+        default=None,
+        description="the public OIDC client the web pages sign in with (authorization code + "
+        "PKCE); the first audience when not set",
+    )
 
     @field_validator("algorithms")
     @classmethod

@@ -1,5 +1,5 @@
 """The FastAPI application: GraphQL (with GraphiQL) at /graphql, the DCAT-AP export at /catalog
-and /datasets/{provider}/{identifier}, and /health."""
+and /datasets/{provider}/{identifier}, the web pages at / (catalogue.web), and /health."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
 from catalogue import __version__
@@ -32,6 +33,7 @@ from catalogue.services.catalogue_view import CatalogueView
 from catalogue.services.feasibility import FeasibilityService
 from catalogue.services.harvest_jobs import jobs_for
 from catalogue.services.runtime import Catalogue, open_catalogue
+from catalogue.web import STATIC_DIR, web_router
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,8 @@ def create_app(settings: Settings | None = None, catalogue: Catalogue | None = N
         prefix="/graphql",
     )
 
+    app.include_router(web_router(configured.auth))  # the pages; before /datasets/{...:path}
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(dcat_routes.router(), dependencies=[Depends(authenticate)])  # public
     app.include_router(changes_routes.router(table["Query.datasetChanges"]))
 
