@@ -137,7 +137,9 @@ SIGNING_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES2
 """Asymmetric JWT algorithms an issuer may use; `none` and HS* are never accepted."""
 
 
-_SAME_NAMES: dict[str, Role] = {r.value: r for r in Role if r is not Role.ANONYMOUS}
+_SAME_NAMES: dict[str, Role] = {
+    r.value: r for r in Role if r not in (Role.ANONYMOUS, Role.HUB)
+}  # the hub role is granted by API tokens only
 
 
 class IssuerSettings(BaseModel):
@@ -197,6 +199,29 @@ class AuthSettings(BaseModel):
     jwks_max_age: float = Field(default=3600, gt=0, description="seconds a JWKS is kept")
 
 
+NodeFeature = Literal["diagnosis", "age", "sex", "series", "study", "not", "metadata-scope"]
+"""Parts of a feasibility question a node can refuse to answer for the hub."""
+
+
+class NodeSettings(BaseModel):
+    """Node mode (docs/federation.md): answer feasibility questions from a federation hub."""
+
+    enabled: bool = Field(
+        default=False,
+        description="serve POST /federation/feasibility to callers with the hub role",
+    )
+    refuse: list[NodeFeature] = Field(
+        default_factory=list,
+        description="criteria the node does not answer (the hub is told why, HTTP 403)",
+    )
+    refuse_strata: bool = Field(default=True, description="refuse strata tables")
+    exclusive: bool = Field(
+        default=False,
+        description="serve only /federation/feasibility, the DCAT-AP export (/catalog, "
+        "/datasets/...) and /health: no GraphQL, web pages or changes feed",
+    )
+
+
 class Settings(BaseSettings):
     """Deployment settings; every field can be set as CATALOGUE_<NAME> (CATALOGUE_A__B nested)."""
 
@@ -214,6 +239,7 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     limits: LimitSettings = LimitSettings()
     auth: AuthSettings = AuthSettings()
+    node: NodeSettings = NodeSettings()
 
     def master_secret(self) -> bytes:
         """The deployment secret; generated once and kept in the data folder when not set."""

@@ -26,6 +26,7 @@ from catalogue.api.middleware import RequestGuard
 from catalogue.api.ratelimit import FeasibilityRateLimits
 from catalogue.api.routes import changes as changes_routes
 from catalogue.api.routes import dcat as dcat_routes
+from catalogue.api.routes import federation as federation_routes
 from catalogue.config import Settings
 from catalogue.exceptions import AuthenticationError, CatalogueError, PermissionDeniedError
 from catalogue.services.api_tokens import ApiTokenStore
@@ -82,15 +83,19 @@ def create_app(settings: Settings | None = None, catalogue: Catalogue | None = N
     app.add_exception_handler(RequestValidationError, validation_error_response)
     app.add_exception_handler(HTTPException, http_error_response)
     app.add_middleware(RequestGuard, graphql_path="/graphql")
-    app.include_router(
-        CatalogueGraphQLRouter(schema, context_getter=get_context, graphql_ide="graphiql"),
-        prefix="/graphql",
-    )
-
-    app.include_router(web_router(configured.auth))  # the pages; before /datasets/{...:path}
-    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    node_only = configured.node.enabled and configured.node.exclusive
+    if not node_only:
+        app.include_router(
+            CatalogueGraphQLRouter(schema, context_getter=get_context, graphql_ide="graphiql"),
+            prefix="/graphql",
+        )
+        app.include_router(web_router(configured.auth))  # the pages; before /datasets/{...:path}
+        app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     app.include_router(dcat_routes.router(), dependencies=[Depends(authenticate)])  # public
-    app.include_router(changes_routes.router(table["Query.datasetChanges"]))
+    if not node_only:
+        app.include_router(changes_routes.router(table["Query.datasetChanges"]))
+    if configured.node.enabled:
+        app.include_router(federation_routes.router(configured.node))
 
     @app.get("/health", tags=["operations"])
     async def health() -> dict[str, str]:

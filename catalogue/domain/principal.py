@@ -14,6 +14,8 @@ class Role(StrEnum):
     CURATOR = "curator"
     HARVESTER = "harvester"
     ADMIN = "admin"
+    HUB = "hub"
+    """A federation hub asking this node (an API token only; docs/federation.md)."""
 
 
 @dataclass(frozen=True)

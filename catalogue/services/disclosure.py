@@ -35,7 +35,9 @@ __all__ = [
     "publish",
 ]
 
-Reason = Literal["small", "zero", "complementary", "differencing", "noise"]
+Reason = Literal[
+    "small", "zero", "complementary", "differencing", "noise", "unavailable", "incomplete"
+]
 Kind = Literal["subjects", "studies", "series"]
 KINDS: tuple[Kind, ...] = ("subjects", "studies", "series")
 
@@ -50,7 +52,9 @@ class DisclosedCount:
     reason: Reason | None = None
     """Why it is suppressed: 1..threshold-1 ("small"), an unpublished zero ("zero"), to protect
     another cell ("complementary"), close to an earlier answer ("differencing"), or its noisy
-    value fell below the threshold ("noise"); None when published."""
+    value fell below the threshold ("noise"); in a federated answer, a node that did not answer
+    ("unavailable") or a total over a cell that is suppressed or unavailable ("incomplete");
+    None when published."""
 
 
 class PublishedCell(NamedTuple):

@@ -10,12 +10,13 @@ import hashlib
 import hmac
 import json
 from bisect import bisect_left, insort
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from catalogue.domain.cohort import CellEvidence, CohortQuery, DatasetScope, ExactResult, Stratum
+from catalogue.domain.federation import FederatedNodeSource, read_federated_nodes
 from catalogue.domain.models import Dataset, Provider
 from catalogue.domain.principal import Principal as Principal
 from catalogue.exceptions import PrivacyBudgetError, QueryError
@@ -74,6 +75,12 @@ class Feasibility:
     by_dataset: list[tuple[Dataset, Cell]]
     strata: list[StrataResult]
     explanation: Explanation
+    unavailable: dict[str, str] = field(default_factory=dict)
+    """Federated providers whose node did not answer (docs/federation.md), with why; their
+    `by_provider` cells are suppressed ("unavailable"), never zeros."""
+    lower_bound: Published | None = None
+    """When the total is incomplete (a provider cell suppressed or unavailable): the sum of
+    the published provider counts, a lower bound of the total (None for a kind with none)."""
 
 
 def _now() -> datetime:
@@ -83,8 +90,16 @@ def _now() -> datetime:
 class FeasibilityService:
     """Answers feasibility questions for one catalogue; safe to call from worker threads."""
 
-    def __init__(self, view: CatalogueView, clock: Callable[[], datetime] = _now) -> None:
+    def __init__(
+        self,
+        view: CatalogueView,
+        clock: Callable[[], datetime] = _now,
+        nodes: Mapping[str, FederatedNodeSource] | None = None,
+    ) -> None:
         self.view = view
+        settings = view.catalogue.settings
+        self.nodes = dict(read_federated_nodes(settings.providers) if nodes is None else nodes)
+        """Federated providers (their `federated-node` source); none: all counted here."""
         self.rules = view.catalogue.settings.disclosure
         self.audit = view.catalogue.audit
         self.clock = clock
@@ -98,6 +113,21 @@ class FeasibilityService:
         strata: tuple[tuple[Stratum, ...], ...] = (),
         principal: Principal = ANONYMOUS,
     ) -> Feasibility:
+        """Answer a question; with federated providers, their nodes are asked too."""
+        if self.nodes:
+            from catalogue.services.federation import run_federated  # it builds on this module
+
+            return run_federated(self, query, strata=strata, principal=principal)
+        return self.run_local(query, strata=strata, principal=principal)
+
+    def run_local(
+        self,
+        query: CohortQuery,
+        *,
+        strata: tuple[tuple[Stratum, ...], ...] = (),
+        principal: Principal = ANONYMOUS,
+    ) -> Feasibility:
+        """Answer from this catalogue's own cohort index."""
         query = query.normalised()
         strata = _checked_strata(strata)
         self._check_scope(query.datasets)

@@ -112,6 +112,7 @@ def test_registered_names() -> None:
         "dicom-table",
         "dicomweb",
         "fdp",
+        "federated-node",
         "sparql",
     ]
     assert plugins.available(plugins.GRAPH_STORES) == ["oxigraph", "sparql"]

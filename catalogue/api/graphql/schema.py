@@ -35,11 +35,12 @@ from catalogue.api.graphql.types import (
     FeasibilityResult,
     PageInfo,
     Provider,
-    ProviderCounts,
     StrataTable,
     StratumCell,
     StratumValue,
+    count_bounds,
     counts,
+    provider_counts,
 )
 from catalogue.api.ratelimit import check_feasibility
 from catalogue.domain.cohort import Stratum
@@ -191,9 +192,7 @@ class Query:
         explained = answer.explanation
         return FeasibilityResult(
             **counts(answer.total),
-            by_provider=[
-                ProviderCounts(provider=Provider.of(p), **counts(c)) for p, c in answer.by_provider
-            ],
+            by_provider=[provider_counts(answer, p, c) for p, c in answer.by_provider],
             by_dataset=[
                 DatasetCounts(dataset=Dataset.of(d), **counts(c)) for d, c in answer.by_dataset
             ],
@@ -206,6 +205,7 @@ class Query:
                 )
                 for table in answer.strata
             ],
+            lower_bound=count_bounds(answer.lower_bound),
             explanation=Explanation(
                 normalised_query=explained.normalised_query,
                 plan=explained.plan,

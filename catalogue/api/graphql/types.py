@@ -30,7 +30,7 @@ from catalogue.ontology.facets import concept_facets
 from catalogue.ontology.vocabulary import Concept as VocabularyConcept
 from catalogue.services import search
 from catalogue.services.disclosure import DisclosedCount
-from catalogue.services.feasibility import Cell
+from catalogue.services.feasibility import Cell, Feasibility
 
 
 @strawberry.type(description="A count of people or records, after disclosure control.")
@@ -432,12 +432,33 @@ class FeasibilityQuery:
         )
 
 
+@strawberry.enum(description="Whether a provider's counts could be had.")
+class ProviderStatus(Enum):
+    OK = "ok"
+    UNAVAILABLE = "unavailable"
+
+
 @strawberry.type
 class ProviderCounts:
     provider: Provider
     subjects: Count
     studies: Count
     series: Count
+    status: ProviderStatus = strawberry.field(
+        default=ProviderStatus.OK,
+        description="UNAVAILABLE: the provider's federated node did not answer (slow, down or "
+        "refusing); its counts are then suppressed, never zero.",
+    )
+    reason: str | None = strawberry.field(
+        default=None, description="Why the provider is unavailable."
+    )
+
+
+@strawberry.type(description="Lower bounds of an incomplete total (docs/federation.md).")
+class CountBounds:
+    subjects: int | None
+    studies: int | None
+    series: int | None
 
 
 @strawberry.type
@@ -483,6 +504,26 @@ class FeasibilityResult:
     by_dataset: list[DatasetCounts]
     strata: list[StrataTable]
     explanation: Explanation | None
+    lower_bound: CountBounds | None = strawberry.field(
+        default=None,
+        description="Set when the total is suppressed because a provider's counts are "
+        "suppressed or unavailable: the sum of the published provider counts.",
+    )
+
+
+def provider_counts(answer: Feasibility, provider: models.Provider, cell: Cell) -> ProviderCounts:
+    """A provider's counts, UNAVAILABLE with the reason when its federated node did not answer."""
+    reason = answer.unavailable.get(provider.id)
+    status = ProviderStatus.OK if reason is None else ProviderStatus.UNAVAILABLE
+    return ProviderCounts(
+        provider=Provider.of(provider), **counts(cell), status=status, reason=reason
+    )
+
+
+def count_bounds(bounds: tuple[int | None, int | None, int | None] | None) -> CountBounds | None:
+    if bounds is None:
+        return None
+    return CountBounds(subjects=bounds[0], studies=bounds[1], series=bounds[2])
 
 
 def counts(cell: Cell) -> dict[str, Count]:

@@ -1,0 +1,176 @@
+"""Federated feasibility (docs/federation.md): the `federated-node` source kind a hub configures
+per provider, and what travels between hub and node: the normalised query in, disclosed counts
+out. Nothing else crosses."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from catalogue.domain.cohort import CohortQuery, Criterion
+from catalogue.domain.harvest import SourceConfig
+from catalogue.exceptions import ConfigError
+
+FEDERATED_NODE = "federated-node"
+"""The source kind naming a provider whose data stays at a node."""
+
+
+class FederatedNodeSource(SourceConfig):
+    """A provider whose features stay at its own node: the hub harvests the node's DCAT-AP
+    catalogue and sends it feasibility questions. The provider's `id` must be the node's."""
+
+    kind: Literal["federated-node"]
+    url: str = Field(pattern=r"^https?://", description="The node's base URL.")
+    token: SecretStr | None = Field(
+        default=None, description="The API token (role `hub`) the node issued to this hub."
+    )
+    token_env: str | None = Field(
+        default=None, description="An environment variable holding the token instead."
+    )
+    timeout: float = Field(
+        default=10, gt=0, le=600, description="Seconds a feasibility answer may take."
+    )
+
+    @model_validator(mode="after")
+    def _one_token(self) -> FederatedNodeSource:
+        if self.token is not None and self.token_env is not None:
+            raise ValueError("give at most one of `token` and `token_env`")
+        return self
+
+    def bearer(self) -> str | None:
+        """The token to present, or None."""
+        if self.token is not None:
+            return self.token.get_secret_value()
+        if self.token_env is not None:
+            return os.environ.get(self.token_env) or None
+        return None
+
+    def endpoint(self, path: str) -> str:
+        return self.url.rstrip("/") + path
+
+
+class WireCount(BaseModel):
+    """One disclosed count as a node publishes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    value: int | None = Field(default=None, ge=0)
+    suppressed: bool
+    precision: str
+    reason: str | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> WireCount:
+        if self.suppressed != (self.value is None):
+            raise ValueError("a count is suppressed exactly when it has no value")
+        return self
+
+
+class WireCell(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    subjects: WireCount
+    studies: WireCount
+    series: WireCount
+
+
+class WireProvider(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    cell: WireCell
+
+
+class WireDataset(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str
+    identifier: str
+    cell: WireCell
+
+
+class NodeRequest(BaseModel):
+    """What the hub sends: the canonical query (as `CohortQuery.canonical_json` writes it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: dict[str, Any]
+    strata: list[list[str]] = Field(default_factory=list, max_length=4)
+
+    def cohort_query(self) -> CohortQuery:
+        data = dict(self.query)
+        where = data.pop("where", None)
+        return CohortQuery.model_validate(
+            {**data, "where": None if where is None else Criterion.model_validate(where)}
+        ).normalised()
+
+
+class NodeAnswer(BaseModel):
+    """What a node sends back: counts disclosed under the node's own rules."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    disclosure: str
+    providers: list[WireProvider]
+    datasets: list[WireDataset]
+
+
+def node_request(query: CohortQuery) -> NodeRequest:
+    return NodeRequest(query=json.loads(query.canonical_json()))
+
+
+def features(query: CohortQuery) -> set[str]:
+    """The parts of a normalised query a node may refuse (`NodeSettings.refuse`)."""
+    found: set[str] = set()
+    if query.datasets.by_metadata:
+        found.add("metadata-scope")
+    if query.where is None:
+        return found
+    stack = [query.where]
+    while stack:
+        node = stack.pop()
+        if node.not_ is not None:
+            found.add("not")
+            stack.append(node.not_)
+        elif node.all_of is not None or node.any_of is not None:
+            stack.extend(node.all_of or node.any_of or ())
+        elif node.subject is not None:
+            subject = node.subject
+            if subject.diagnosis:
+                found.add("diagnosis")
+            if subject.sex:
+                found.add("sex")
+            if subject.age_min is not None or subject.age_max is not None:
+                found.add("age")
+        elif node.study is not None:
+            found.add("study")
+        elif node.series is not None:
+            found.add("series")
+    return found
+
+
+def read_federated_nodes(path: Path | None) -> dict[str, FederatedNodeSource]:
+    """The `federated-node` source of each provider of a providers file that has one (at most
+    one per provider); empty when there is no file or it names no federated node."""
+    if path is None or not path.is_file():
+        return {}
+    text = path.read_text(encoding="utf-8")
+    if FEDERATED_NODE not in text:
+        return {}
+    try:
+        data = yaml.safe_load(text)
+        nodes: dict[str, FederatedNodeSource] = {}
+        for provider in data.get("providers") or []:
+            for source in provider.get("sources") or []:
+                if isinstance(source, dict) and source.get("kind") == FEDERATED_NODE:
+                    if provider["id"] in nodes:
+                        raise ValueError(f"provider {provider['id']}: two federated nodes")
+                    nodes[str(provider["id"])] = FederatedNodeSource.model_validate(source)
+    except (yaml.YAMLError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"{path}: federated nodes: {exc}") from exc
+    return nodes

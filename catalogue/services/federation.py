@@ -1,0 +1,269 @@
+"""The hub side of federated feasibility (docs/federation.md): one question answered here for
+the centrally harvested providers and, in parallel, by the node of each federated provider in
+scope; merged per provider and dataset. A node that does not answer in time, fails or refuses
+is reported unavailable, never counted as zero; the total then publishes a lower bound only."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+
+import httpx
+from pydantic import ValidationError
+
+from catalogue import __version__
+from catalogue.domain.cohort import CohortQuery, DatasetScope, Stratum
+from catalogue.domain.federation import (
+    FederatedNodeSource,
+    NodeAnswer,
+    WireCell,
+    WireCount,
+    node_request,
+)
+from catalogue.domain.models import Dataset
+from catalogue.domain.principal import Principal
+from catalogue.exceptions import QueryError
+from catalogue.services.disclosure import (
+    KINDS,
+    DisclosedCount,
+    Published,
+    PublishedCell,
+    Reason,
+)
+from catalogue.services.feasibility import (
+    ANONYMOUS,
+    Explanation,
+    Feasibility,
+    FeasibilityService,
+)
+
+log = logging.getLogger(__name__)
+
+UNAVAILABLE = DisclosedCount(None, True, "unavailable", "unavailable")
+_UNAVAILABLE_CELL = PublishedCell(UNAVAILABLE, UNAVAILABLE, UNAVAILABLE)
+
+
+@dataclass(frozen=True)
+class NodeOutcome:
+    """One node's answer, or why there is none."""
+
+    answer: NodeAnswer | None = None
+    reason: str | None = None
+
+
+def run_federated(
+    service: FeasibilityService,
+    query: CohortQuery,
+    *,
+    strata: tuple[tuple[Stratum, ...], ...] = (),
+    principal: Principal = ANONYMOUS,
+) -> Feasibility:
+    """`FeasibilityService.run` for a catalogue with federated providers."""
+    query = query.normalised()
+    service._check_scope(query.datasets)
+    scope = query.datasets
+    owners: dict[str, set[str]] = {}
+    for provider_id, identifier in service.view.datasets_by_key():
+        owners.setdefault(provider_id, set()).add(identifier)
+    providers = list(scope.providers) if scope.providers else sorted(service.view.providers())
+    if scope.datasets:
+        providers = [p for p in providers if owners.get(p, set()) & set(scope.datasets)]
+    federated = [p for p in providers if p in service.nodes]
+    if not federated:
+        return service.run_local(query, strata=strata, principal=principal)
+    if strata:
+        raise QueryError("strata tables are not yet answered across federated providers")
+    central = [p for p in providers if p not in service.nodes]
+
+    def narrowed(chosen: list[str]) -> CohortQuery:
+        named = tuple(d for d in scope.datasets if any(d in owners.get(p, ()) for p in chosen))
+        datasets = scope.model_copy(update={"providers": tuple(chosen), "datasets": named})
+        return query.model_copy(update={"datasets": DatasetScope.model_validate(datasets)})
+
+    pool = ThreadPoolExecutor(max_workers=len(federated), thread_name_prefix="federation")
+    started = time.monotonic()
+    try:  # a node that hangs is left to its own httpx timeout, not waited for here
+        asked = {p: pool.submit(ask_node, service.nodes[p], narrowed([p])) for p in federated}
+        local = service.run_local(narrowed(central), principal=principal) if central else None
+        outcomes = collect(asked, {p: service.nodes[p].timeout for p in federated}, started)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+    answer = _merged(service, query, local, outcomes)
+    _record(service, answer, principal)
+    return answer
+
+
+def _record(service: FeasibilityService, answer: Feasibility, principal: Principal) -> None:
+    """The whole federated answer in the hub's audit log, beside the record of the part counted
+    here (which is the one that spends budget): what was published, and which nodes failed."""
+    cells = {"total": answer.total}
+    cells.update({f"provider:{p.id}": c for p, c in answer.by_provider})
+    cells.update({f"dataset:{d.provider_id}/{d.identifier}": c for d, c in answer.by_dataset})
+    published: dict[str, object] = {
+        key: [c.value for c in cell] for key, cell in cells.items()
+    }  # as FeasibilityService records it: [subjects, studies, series], null when suppressed
+    published["unavailable"] = answer.unavailable
+    text = json.dumps(published, sort_keys=True)
+    query_json = answer.query.canonical_json()
+    key = "federated:" + hashlib.sha256(f"{query_json}\n{text}".encode()).hexdigest()
+    service.audit.record(
+        principal.user,
+        principal.project,
+        query_json,
+        text,
+        0.0,
+        "answered",
+        key,
+        {},
+        service.clock(),
+    )
+
+
+def ask_node(node: FederatedNodeSource, query: CohortQuery) -> NodeOutcome:
+    """POST the query to a node; any failure becomes a reason, never an exception."""
+    headers = {"User-Agent": f"cancer-imaging-catalogue/{__version__} (federation hub)"}
+    token = node.bearer()
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    body = node_request(query).model_dump(mode="json")
+    try:
+        with httpx.Client(timeout=node.timeout, follow_redirects=False) as client:
+            response = client.post(
+                node.endpoint("/federation/feasibility"), json=body, headers=headers
+            )
+    except httpx.TimeoutException:
+        return NodeOutcome(reason=f"no answer within {node.timeout:g} s")
+    except httpx.HTTPError as exc:
+        return NodeOutcome(reason=f"unreachable ({type(exc).__name__})")
+    if response.status_code != 200:
+        return NodeOutcome(reason=_refusal(response))
+    try:
+        return NodeOutcome(answer=NodeAnswer.model_validate_json(response.content))
+    except ValidationError:
+        return NodeOutcome(reason="the node's answer is malformed")
+
+
+def _refusal(response: httpx.Response) -> str:
+    status = response.status_code
+    message = ""
+    try:  # the REST error body: {"error": message, "code": ...}
+        detail = response.json()
+        if isinstance(detail, dict) and isinstance(detail.get("error"), str):
+            message = detail["error"][:300]
+    except ValueError:
+        pass
+    if status == 401:
+        return "the node refused this hub's credentials (HTTP 401)"
+    if status == 403:
+        return f"the node refused the question (HTTP 403){': ' + message if message else ''}"
+    return f"the node failed (HTTP {status})"
+
+
+def collect(
+    asked: dict[str, Future[NodeOutcome]], timeouts: dict[str, float], start: float
+) -> dict[str, NodeOutcome]:
+    """Each node's outcome, waiting for none longer than its timeout after `start` (when the
+    questions were sent; time.monotonic())."""
+    out = {}
+    for provider, future in asked.items():
+        left = max(0.0, timeouts[provider] - (time.monotonic() - start))
+        try:
+            out[provider] = future.result(timeout=left + 0.5)
+        except FutureTimeout:
+            out[provider] = NodeOutcome(reason=f"no answer within {timeouts[provider]:g} s")
+    return out
+
+
+_REASONS: dict[str | None, Reason] = {
+    r: r for r in ("small", "zero", "complementary", "differencing", "noise")
+}
+
+
+def _count(wire: WireCount) -> DisclosedCount:
+    reason = _REASONS.get(wire.reason, "small") if wire.suppressed else None
+    return DisclosedCount(wire.value, wire.suppressed, wire.precision, reason)
+
+
+def _cell(wire: WireCell) -> PublishedCell:
+    return PublishedCell(_count(wire.subjects), _count(wire.studies), _count(wire.series))
+
+
+def _merged(
+    service: FeasibilityService,
+    query: CohortQuery,
+    local: Feasibility | None,
+    outcomes: dict[str, NodeOutcome],
+) -> Feasibility:
+    view = service.view
+    by_provider = list(local.by_provider) if local else []
+    by_dataset = list(local.by_dataset) if local else []
+    unavailable: dict[str, str] = {}
+    texts = [f"here: {local.explanation.disclosure}"] if local else []
+    for provider_id, outcome in outcomes.items():
+        if outcome.answer is None:
+            reason = outcome.reason or "no answer"
+            log.warning("federated provider %s unavailable: %s", provider_id, reason)
+            unavailable[provider_id] = reason
+            by_provider.append((view.provider(provider_id), _UNAVAILABLE_CELL))
+            continue
+        answer = outcome.answer
+        texts.append(f"node {provider_id}: {answer.disclosure}")
+        for item in answer.providers:
+            if item.id == provider_id:  # a node answers for the provider it was asked about
+                by_provider.append((view.provider(item.id), _cell(item.cell)))
+        for entry in answer.datasets:
+            if entry.provider != provider_id:
+                continue
+            dataset = view.dataset(entry.provider, entry.identifier) or Dataset(
+                provider_id=entry.provider,
+                identifier=entry.identifier,
+                iri="",
+                title=entry.identifier,
+            )
+            by_dataset.append((dataset, _cell(entry.cell)))
+    by_provider.sort(key=lambda pair: pair[0].id)
+    by_dataset.sort(key=lambda pair: (pair[0].provider_id, pair[0].identifier))
+    total, lower = total_of([cell for _, cell in by_provider])
+    plan = local.explanation.plan if local else ""
+    nodes = ", ".join(sorted(outcomes))
+    return Feasibility(
+        query=query,
+        total=total,
+        by_provider=by_provider,
+        by_dataset=by_dataset,
+        strata=[],
+        explanation=Explanation(
+            normalised_query=json.loads(query.canonical_json()),
+            plan=f"federated: nodes {nodes}" + (f"; here: {plan}" if plan else ""),
+            disclosure="; ".join(texts) + "; total: the sum of the provider counts",
+            epsilon_spent=local.explanation.epsilon_spent if local else 0.0,
+        ),
+        unavailable=unavailable,
+        lower_bound=lower,
+    )
+
+
+def total_of(cells: list[PublishedCell]) -> tuple[PublishedCell, Published | None]:
+    """The total over published provider cells: their sum when every one is published, else
+    suppressed ("incomplete") with the sum of the published ones as a lower bound."""
+    counts: list[DisclosedCount] = []
+    lower: list[int | None] = []
+    complete = True
+    for kind in KINDS:
+        parts = [getattr(cell, kind) for cell in cells]
+        published = [p.value for p in parts if p.value is not None]
+        texts = {p.precision for p in parts if p.value is not None}
+        text = texts.pop() if len(texts) == 1 else "sum of provider counts"
+        if any(p.value is None for p in parts):
+            complete = False
+            counts.append(DisclosedCount(None, True, text, "incomplete"))
+        else:
+            counts.append(DisclosedCount(sum(published), False, text if parts else "exact"))
+        lower.append(sum(published) if published else None)
+    bound: Published = (lower[0], lower[1], lower[2])
+    return PublishedCell(*counts), None if complete else bound

@@ -1,0 +1,88 @@
+"""Node mode: a feasibility question from a federation hub answered under this node's own
+disclosure rules (docs/federation.md). Every request is recorded in the audit log with its
+normalised query, answered or refused."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from catalogue.config import NodeSettings
+from catalogue.domain.cohort import Stratum
+from catalogue.domain.federation import (
+    NodeAnswer,
+    NodeRequest,
+    WireCell,
+    WireCount,
+    WireDataset,
+    WireProvider,
+    features,
+)
+from catalogue.domain.principal import Principal
+from catalogue.exceptions import PermissionDeniedError
+from catalogue.services.disclosure import DisclosedCount, PublishedCell
+from catalogue.services.feasibility import FeasibilityService
+
+log = logging.getLogger(__name__)
+
+
+def hub_principal(caller: Principal) -> Principal:
+    """Whom a hub's questions are charged to: the hub itself (its token), in one project, so
+    that privacy budget and differencing check cover everything that hub ever asked."""
+    return Principal(f"hub:{caller.user}", "federation", caller.roles, caller.authenticated)
+
+
+def answer_hub(
+    service: FeasibilityService, request: NodeRequest, caller: Principal, settings: NodeSettings
+) -> NodeAnswer:
+    """Answer (or refuse, PermissionDeniedError) one hub request."""
+    query = request.cohort_query()
+    principal = hub_principal(caller)
+    query_json = query.canonical_json()
+    refused = sorted(features(query) & set(settings.refuse))
+    if request.strata and settings.refuse_strata:
+        refused.append("strata")
+    if refused:
+        reason = f"this node does not answer questions using {', '.join(refused)}"
+        log.info("hub request refused: %s %s (%s)", principal.user, query_json, reason)
+        release = hashlib.sha256(f"refused:{query_json}".encode()).hexdigest()
+        service.audit.record(
+            principal.user,
+            principal.project,
+            query_json,
+            "{}",
+            0.0,
+            f"refused: {reason}",
+            release,
+            {},
+            service.clock(),
+        )
+        raise PermissionDeniedError(reason)
+    log.info("hub request: %s %s", principal.user, query_json)
+    strata = tuple(tuple(Stratum(d) for d in dims) for dims in request.strata)
+    answer = service.run(query, strata=strata, principal=principal)  # audited there
+    return NodeAnswer(
+        disclosure=answer.explanation.disclosure,
+        providers=[WireProvider(id=p.id, cell=wire_cell(c)) for p, c in answer.by_provider],
+        datasets=[
+            WireDataset(provider=d.provider_id, identifier=d.identifier, cell=wire_cell(c))
+            for d, c in answer.by_dataset
+        ],
+    )
+
+
+def wire_count(count: DisclosedCount) -> WireCount:
+    return WireCount(
+        value=count.value,
+        suppressed=count.suppressed,
+        precision=count.precision,
+        reason=count.reason,
+    )
+
+
+def wire_cell(cell: PublishedCell) -> WireCell:
+    return WireCell(
+        subjects=wire_count(cell.subjects),
+        studies=wire_count(cell.studies),
+        series=wire_count(cell.series),
+    )

@@ -1,0 +1,503 @@
+"""Federated feasibility over slices of the IDC demo, in exact mode: three node processes
+(`catalogue serve` with node mode on, each holding one provider's slice), a hub in-process that
+holds two providers itself and asks the nodes for the other three, and a reference catalogue
+that harvested all five slices centrally. Every federated answer must equal the reference's,
+per provider, per dataset and in total; nodes that hang, fail or refuse the hub's credential
+are reported unavailable within their timeout while the other counts stay right."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import httpx
+import pytest
+import yaml
+from fastapi.testclient import TestClient
+
+from catalogue.api.app import create_app
+from catalogue.config import AuthSettings, Settings, load_providers
+from catalogue.domain.cohort import CohortQuery
+from catalogue.domain.federation import FederatedNodeSource
+from catalogue.domain.principal import Role
+from catalogue.services.api_tokens import ApiTokenStore
+from catalogue.services.catalogue_view import CatalogueView
+from catalogue.services.feasibility import Feasibility, FeasibilityService
+from catalogue.services.ingest import harvest
+from catalogue.services.runtime import Catalogue, open_catalogue
+from tests.conftest import EXACT, NO_RATE_LIMITS, require
+from tests.http_server import LocalServer, Reply
+
+NODES = {"node-a": "thoracic", "node-b": "breast", "node-c": "genitourinary"}
+CENTRAL = ("abdominal", "neuro-head-neck")
+PROVIDERS = (*NODES.values(), *CENTRAL)
+SLICE_SERIES = 2500
+"""Each provider keeps its smallest collections up to about this many series."""
+SECRET = "federation-test-secret-0123456789"
+TIMEOUT = 3.0
+
+EXACT_ENV = {
+    "CATALOGUE_DISCLOSURE__THRESHOLD": "1",
+    "CATALOGUE_DISCLOSURE__ROUNDING": "1",
+    "CATALOGUE_DISCLOSURE__PUBLISH_ZERO": "true",
+    "CATALOGUE_DISCLOSURE__EPSILON": "none",
+    "CATALOGUE_DISCLOSURE__BUDGET_DAILY": "none",
+    "CATALOGUE_DISCLOSURE__BUDGET_TOTAL": "none",
+    "CATALOGUE_DISCLOSURE__DIFFERENCING": "false",
+}
+
+CELL = "subjects { value suppressed } studies { value suppressed } series { value suppressed }"
+FEASIBILITY = f"""query($q: FeasibilityQuery!) {{ feasibility(query: $q) {{ {CELL}
+  lowerBound {{ subjects studies series }}
+  byProvider {{ provider {{ id }} status reason {CELL} }}
+  byDataset {{ dataset {{ identifier provider {{ id }} }} {CELL} }} }} }}"""
+
+
+@dataclass
+class Node:
+    name: str
+    provider: str
+    url: str
+    token: str
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+
+
+@dataclass
+class Federation:
+    reference: Catalogue
+    hub: Catalogue
+    client: TestClient
+    """The hub's API."""
+    reference_client: TestClient
+    nodes: dict[str, Node]
+    datasets: dict[str, list[str]]
+    """The collections each provider's slice holds."""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _slice(demo: Path, out: Path) -> tuple[dict[str, dict[str, Any]], dict[str, list[str]]]:
+    """Each provider's catalogue and its smallest collections' series; provider entries."""
+    entries: dict[str, dict[str, Any]] = {}
+    kept: dict[str, list[str]] = {}
+    listed = yaml.safe_load((demo / "providers.yaml").read_text())["providers"]
+    for provider in listed:
+        pid = provider["id"]
+        if pid not in PROVIDERS:
+            continue
+        folder = out / pid
+        folder.mkdir(parents=True)
+        shutil.copy(demo / pid / "catalog.ttl", folder / "catalog.ttl")
+        source = str(demo / pid / "series.parquet")
+        sizes = duckdb.execute(
+            f"SELECT collection_id, count(*) n FROM read_parquet('{source}') "
+            "GROUP BY 1 ORDER BY 2, 1"
+        ).fetchall()
+        chosen, total = [], 0
+        for collection, n in sizes:
+            if total + n <= SLICE_SERIES:
+                chosen.append(str(collection))
+                total += n
+        kept[pid] = chosen
+        duckdb.execute(
+            f"COPY (SELECT * FROM read_parquet('{source}') WHERE list_contains($1, "
+            f"collection_id)) TO '{folder / 'series.parquet'}' (FORMAT parquet)",
+            [chosen],
+        )
+        entries[pid] = {
+            "id": pid,
+            "name": provider["name"],
+            "homepage": provider["homepage"],
+            "sources": [
+                {"kind": "dcat", "id": "catalogue", "path": str(folder / "catalog.ttl")},
+                {
+                    "kind": "dicom-table",
+                    "id": "idc-series",
+                    "path": str(folder / "series.parquet"),
+                    "dataset_column": "collection_id",
+                },
+            ],
+        }
+    return entries, kept
+
+
+def _write(path: Path, providers: list[dict[str, Any]]) -> Path:
+    path.write_text(yaml.safe_dump({"providers": providers}, sort_keys=False))
+    return path
+
+
+def _settings(data_dir: Path, providers: Path | None = None) -> Settings:
+    return Settings(
+        data_dir=data_dir,
+        providers=providers,
+        secret=SECRET,
+        disclosure=EXACT,
+        auth=AuthSettings(disabled=True),
+        limits=NO_RATE_LIMITS,
+    )
+
+
+def _harvested(settings: Settings) -> Catalogue:
+    opened = open_catalogue(settings)
+    assert settings.providers is not None
+    report = harvest(opened, load_providers(settings.providers))
+    assert all(s.ok for s in report.sources), [s.error for s in report.sources if not s.ok]
+    return opened
+
+
+def _start_node(root: Path, name: str, entry: dict[str, Any], extra: dict[str, str]) -> Node:
+    data_dir = root / name
+    providers = _write(root / f"{name}.yaml", [entry])
+    node_settings = _settings(data_dir, providers)
+    _harvested(node_settings).close()
+    token = ApiTokenStore(data_dir).create("hub", [Role.HUB])
+    port = _free_port()
+    env = {
+        **os.environ,
+        **EXACT_ENV,
+        "CATALOGUE_DATA_DIR": str(data_dir),
+        "CATALOGUE_SECRET": SECRET,
+        "CATALOGUE_NODE__ENABLED": "true",
+        **extra,
+    }
+    command = Path(sys.executable).with_name("catalogue")
+    process = subprocess.Popen(
+        [str(command), "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    return Node(name, entry["id"], f"http://127.0.0.1:{port}", token, data_dir, process)
+
+
+def _wait_up(node: Node) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert node.process.poll() is None, f"{node.name} exited"
+        try:
+            if httpx.get(f"{node.url}/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError(f"{node.name} did not start")
+
+
+@pytest.fixture(scope="module")
+def federation(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Federation]:
+    try:
+        from examples.demo.idc import build
+    except Exception as exc:  # the optional demo dependency
+        require(request.config, False, f"idc-index-data is not installed ({exc})")
+        raise
+    root = tmp_path_factory.mktemp("federation")
+    entries, kept = _slice(Path(build(root / "demo")).parent, root / "slices")
+    nodes: dict[str, Node] = {}
+    opened: list[Catalogue] = []
+    try:
+        for name, provider in NODES.items():
+            extra = {  # node-b refuses diagnosis criteria; node-c serves nothing but node routes
+                "node-b": {"CATALOGUE_NODE__REFUSE": '["diagnosis"]'},
+                "node-c": {"CATALOGUE_NODE__EXCLUSIVE": "true"},
+            }.get(name, {})
+            nodes[name] = _start_node(root, name, entries[provider], extra)
+        reference = _harvested(
+            _settings(root / "reference", _write(root / "all.yaml", list(entries.values())))
+        )
+        opened.append(reference)
+        for node in nodes.values():
+            _wait_up(node)
+        hub_providers = [entries[p] for p in CENTRAL] + [
+            {
+                "id": node.provider,
+                "name": entries[node.provider]["name"],
+                "sources": [
+                    {
+                        "kind": "federated-node",
+                        "id": "node",
+                        "url": node.url,
+                        "token": node.token,
+                        "timeout": TIMEOUT,
+                    }
+                ],
+            }
+            for node in nodes.values()
+        ]
+        hub = _harvested(_settings(root / "hub", _write(root / "hub.yaml", hub_providers)))
+        opened.append(hub)
+        with (
+            TestClient(create_app(hub.settings, hub)) as client,
+            TestClient(create_app(reference.settings, reference)) as reference_client,
+        ):
+            yield Federation(reference, hub, client, reference_client, nodes, kept)
+    finally:
+        for node in nodes.values():
+            node.process.terminate()
+        for node in nodes.values():
+            try:
+                node.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                node.process.kill()
+        for catalogue in opened:
+            catalogue.close()
+
+
+Counts = tuple[int | None, int | None, int | None]
+
+
+def _gql_cell(cell: dict[str, Any]) -> Counts:
+    return (cell["subjects"]["value"], cell["studies"]["value"], cell["series"]["value"])
+
+
+def _ref_cell(cell: Any) -> Counts:
+    return (cell.subjects.value, cell.studies.value, cell.series.value)
+
+
+def _ask(client: TestClient, query: dict[str, Any]) -> dict[str, Any]:
+    response = client.post("/graphql", json={"query": FEASIBILITY, "variables": {"q": query}})
+    body = response.json()
+    assert response.status_code == 200 and "errors" not in body, body
+    result: dict[str, Any] = body["data"]["feasibility"]
+    return result
+
+
+def _providers(result: dict[str, Any]) -> dict[str, Counts]:
+    return {p["provider"]["id"]: _gql_cell(p) for p in result["byProvider"]}
+
+
+def _datasets(result: dict[str, Any]) -> dict[tuple[str, str], Counts]:
+    return {
+        (d["dataset"]["provider"]["id"], d["dataset"]["identifier"]): _gql_cell(d)
+        for d in result["byDataset"]
+    }
+
+
+def _queries(kept: dict[str, list[str]]) -> list[dict[str, Any]]:
+    one_node = kept["breast"][-1]
+    one_central = kept["abdominal"][-1]
+    return [
+        {},
+        {"subject": {"sex": ["FEMALE"]}},
+        {"subject": {"sex": ["MALE", "OTHER"]}},
+        {"subject": {"ageMin": 50, "ageMax": 70}},
+        {"subject": {"ageMax": 17}},
+        {"series": [{"modality": ["CT"]}]},
+        {"series": [{"modality": ["MR"], "bodyPart": ["BREAST"]}]},
+        {"series": [{"modality": ["CT"]}, {"modality": ["PT"]}]},
+        {"series": [{"modality": ["CT"]}, {"modality": ["SEG"]}], "sameStudy": True},
+        {"series": [{"manufacturer": ["SIEMENS"]}]},
+        {"series": [{"modality": ["CT"], "sliceThicknessMax": 2.5}]},
+        {"studies": [{"yearMin": 2000, "yearMax": 2010}]},
+        {"where": {"not": {"series": {"modality": ["CT"]}}}},
+        {
+            "where": {
+                "anyOf": [
+                    {"series": {"modality": ["MG"]}},
+                    {"allOf": [{"subject": {"sex": ["MALE"]}}, {"series": {"modality": ["MR"]}}]},
+                ]
+            }
+        },
+        {"datasets": {"providers": ["thoracic"]}},
+        {"datasets": {"providers": ["breast", "abdominal"]}, "series": [{"modality": ["MR"]}]},
+        {"datasets": {"providers": ["abdominal", "neuro-head-neck"]}},
+        {"datasets": {"datasets": [one_node, one_central]}, "subject": {"ageMin": 40}},
+        {"series": [{"bodyPart": ["lung", " chest "]}], "subject": {"sex": ["FEMALE"]}},
+        {"datasets": {"cancerTypes": ["Lung Cancer", "Breast Cancer", "NCIT:C4872"]}},
+    ]
+
+
+def test_federated_answers_equal_the_central_catalogue(federation: Federation) -> None:
+    queries = _queries(federation.datasets)
+    compared_nodes = 0
+    for query in queries:
+        got = _ask(federation.client, query)
+        want = _ask(federation.reference_client, query)
+        assert [p["status"] for p in got["byProvider"]] == ["OK"] * len(got["byProvider"])
+        assert got["lowerBound"] is None
+        providers = _providers(got)
+        assert providers == _providers(want), query
+        assert _datasets(got) == _datasets(want), query
+        assert _gql_cell(got) == _gql_cell(want), query
+        compared_nodes += len(set(providers) & set(NODES.values()))
+    assert len(queries) >= 15
+    assert compared_nodes >= 2 * len(queries)  # most answers did come from the nodes
+
+
+def test_every_hub_request_is_logged_at_the_node_with_its_normalised_query(
+    federation: Federation,
+) -> None:
+    query = {"subject": {"sex": ["FEMALE"]}, "series": [{"modality": ["ct "]}]}
+    _ask(federation.client, query)
+    node = federation.nodes["node-a"]
+    with sqlite3.connect(node.data_dir / "audit.sqlite") as con:
+        rows = con.execute("SELECT user, project, query FROM feasibility_audit").fetchall()
+    normal = CohortQuery.model_validate(
+        {"subject": {"sex": ["F"]}, "series": [{"modality": ["CT"]}]}
+    ).normalised()
+    scoped = normal.model_copy(
+        update={"datasets": normal.datasets.model_copy(update={"providers": ("thoracic",)})}
+    )
+    assert ("hub:token:hub", "federation", scoped.canonical_json()) in rows
+    hub_audit = federation.hub.settings.data_dir / "audit.sqlite"
+    with sqlite3.connect(hub_audit) as con:
+        recorded = con.execute(
+            "SELECT published FROM feasibility_audit WHERE query = ? AND release_key LIKE "
+            "'federated:%'",
+            [normal.canonical_json()],
+        ).fetchall()
+    assert recorded and json.loads(recorded[-1][0])["unavailable"] == {}
+
+
+def test_a_node_refuses_what_it_does_not_allow_and_the_rest_is_answered(
+    federation: Federation,
+) -> None:
+    query = {"subject": {"diagnosis": ["C50"]}}
+    got = _ask(federation.client, query)
+    status = {p["provider"]["id"]: (p["status"], p["reason"]) for p in got["byProvider"]}
+    assert status["breast"][0] == "UNAVAILABLE"
+    assert "diagnosis" in status["breast"][1]
+    assert {s for p, (s, _) in status.items() if p != "breast"} == {"OK"}
+    assert got["subjects"]["suppressed"] and got["subjects"]["value"] is None
+    want = _providers(_ask(federation.reference_client, query))
+    assert got["lowerBound"]["subjects"] == sum(c[0] or 0 for p, c in want.items() if p != "breast")
+    assert {p: c for p, c in _providers(got).items() if p != "breast"} == {
+        p: c for p, c in want.items() if p != "breast"
+    }
+
+
+def test_nodes_that_hang_fail_or_refuse_the_credential_are_unavailable(
+    federation: Federation,
+) -> None:
+    hanging, failing = LocalServer().start(), LocalServer().start()
+    hanging.route("/federation/feasibility", Reply(b"{}", delay=30, content_type="text/plain"))
+    failing.route("/federation/feasibility", Reply(b"boom", 500, "text/plain"))
+    good = federation.nodes["node-c"]
+    wrong = federation.nodes["node-a"]
+    try:
+        nodes = {
+            "thoracic": FederatedNodeSource(
+                kind="federated-node", url=hanging.url, timeout=TIMEOUT
+            ),
+            "breast": FederatedNodeSource(kind="federated-node", url=failing.url, timeout=TIMEOUT),
+            "genitourinary": FederatedNodeSource(
+                kind="federated-node", url=good.url, token=good.token, timeout=TIMEOUT
+            ),
+        }
+        service = FeasibilityService(CatalogueView(federation.hub), nodes=nodes)
+        query = CohortQuery.model_validate({"series": [{"modality": ["CT"]}]})
+        started = time.monotonic()
+        answer = service.run(query)
+        assert time.monotonic() - started < TIMEOUT + 5  # not the 30 s the hanging node takes
+        assert set(answer.unavailable) == {"thoracic", "breast"}
+        assert "within" in answer.unavailable["thoracic"]
+        assert "500" in answer.unavailable["breast"]
+        _check_rest(federation, answer, query, {"thoracic", "breast"})
+
+        wrong_token = {
+            **nodes,
+            "thoracic": FederatedNodeSource(
+                kind="federated-node", url=wrong.url, token="not-the-token", timeout=TIMEOUT
+            ),
+            "breast": FederatedNodeSource(
+                kind="federated-node",
+                url=federation.nodes["node-b"].url,
+                token=federation.nodes["node-b"].token,
+                timeout=TIMEOUT,
+            ),
+        }
+        service = FeasibilityService(CatalogueView(federation.hub), nodes=wrong_token)
+        answer = service.run(query)
+        assert set(answer.unavailable) == {"thoracic"}
+        assert "401" in answer.unavailable["thoracic"]
+        _check_rest(federation, answer, query, {"thoracic"})
+    finally:
+        hanging.stop()
+        failing.stop()
+
+
+def _check_rest(
+    federation: Federation, answer: Feasibility, query: CohortQuery, down: set[str]
+) -> None:
+    """Unavailable providers are suppressed, never zero; every other count is the reference's."""
+    want = FeasibilityService(CatalogueView(federation.reference)).run(query)
+    expected = {p.id: _ref_cell(c) for p, c in want.by_provider}
+    got = {p.id: _ref_cell(c) for p, c in answer.by_provider}
+    assert {p: got[p] for p in down} == {p: (None, None, None) for p in down}
+    assert {p: c for p, c in got.items() if p not in down} == {
+        p: c for p, c in expected.items() if p not in down
+    }
+    assert answer.total.subjects.suppressed and answer.total.subjects.reason == "incomplete"
+    assert answer.lower_bound is not None
+    assert answer.lower_bound[0] == sum(c[0] or 0 for p, c in expected.items() if p not in down)
+    datasets = {(d.provider_id, d.identifier): _ref_cell(c) for d, c in answer.by_dataset}
+    assert datasets == {
+        (d.provider_id, d.identifier): _ref_cell(c)
+        for d, c in want.by_dataset
+        if d.provider_id not in down
+    }
+
+
+def test_strata_across_federated_providers_are_refused_with_a_reason(
+    federation: Federation,
+) -> None:
+    response = federation.client.post(
+        "/graphql",
+        json={
+            "query": "query($q: FeasibilityQuery!) { feasibility(query: $q, strata: [[SEX]]) "
+            "{ subjects { value } } }",
+            "variables": {"q": {}},
+        },
+    )
+    errors = response.json()["errors"]
+    assert errors[0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert "federated" in errors[0]["message"]
+
+
+def test_a_node_answers_only_the_hub(federation: Federation) -> None:
+    node = federation.nodes["node-b"]
+    body = {"query": json.loads(CohortQuery().canonical_json())}
+    anonymous = httpx.post(f"{node.url}/federation/feasibility", json=body, timeout=10)
+    assert anonymous.status_code == 401
+    researcher = ApiTokenStore(node.data_dir).create("someone", [Role.RESEARCHER])
+    refused = httpx.post(
+        f"{node.url}/federation/feasibility",
+        json=body,
+        headers={"Authorization": f"Bearer {researcher}"},
+        timeout=10,
+    )
+    assert refused.status_code == 403
+    answered = httpx.post(
+        f"{node.url}/federation/feasibility",
+        json=body,
+        headers={"Authorization": f"Bearer {node.token}"},
+        timeout=10,
+    )
+    assert answered.status_code == 200
+    assert {p["id"] for p in answered.json()["providers"]} == {"breast"}
+
+
+def test_an_exclusive_node_serves_nothing_but_the_node_routes(federation: Federation) -> None:
+    exclusive, open_node = federation.nodes["node-c"], federation.nodes["node-a"]
+    ask = {"query": "{ providers { id } }"}
+    assert httpx.post(f"{exclusive.url}/graphql", json=ask, timeout=10).status_code == 404
+    assert httpx.get(f"{exclusive.url}/", timeout=10).status_code == 404
+    assert httpx.get(f"{exclusive.url}/catalog", timeout=10).status_code == 200
+    assert httpx.post(f"{open_node.url}/graphql", json=ask, timeout=10).status_code == 200
