@@ -31,6 +31,7 @@ check: lint typecheck test
 
 bench: $(STAMP)
 	$(BIN)/python bench/feasibility.py
+	$(BIN)/python bench/federation.py
 	$(BIN)/python bench/load.py
 	$(BIN)/python bench/dicom_harvest.py
 	$(BIN)/python bench/harvest.py

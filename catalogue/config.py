@@ -215,6 +215,16 @@ class NodeSettings(BaseModel):
         description="criteria the node does not answer (the hub is told why, HTTP 403)",
     )
     refuse_strata: bool = Field(default=True, description="refuse strata tables")
+    response_key: SecretStr | None = Field(
+        default=None,
+        description="shared secret with the hub: every /federation response body is signed "
+        "with it (HMAC-SHA256, header X-Catalogue-Node-Signature)",
+    )
+    traffic_log: Path | None = Field(
+        default=None,
+        description="append every /federation response body sent, as a JSON line, to this "
+        "file (to check what leaves the node)",
+    )
     exclusive: bool = Field(
         default=False,
         description="serve only /federation/feasibility, the DCAT-AP export (/catalog, "

@@ -23,6 +23,7 @@ from catalogue.api.errors import (
 from catalogue.api.graphql.router import CatalogueGraphQLRouter
 from catalogue.api.graphql.schema import Context, Services, schema
 from catalogue.api.middleware import RequestGuard
+from catalogue.api.node_responses import NodeResponses
 from catalogue.api.ratelimit import FeasibilityRateLimits
 from catalogue.api.routes import changes as changes_routes
 from catalogue.api.routes import dcat as dcat_routes
@@ -96,6 +97,13 @@ def create_app(settings: Settings | None = None, catalogue: Catalogue | None = N
         app.include_router(changes_routes.router(table["Query.datasetChanges"]))
     if configured.node.enabled:
         app.include_router(federation_routes.router(configured.node))
+        key = configured.node.response_key
+        if key is not None or configured.node.traffic_log is not None:  # outermost: what is sent
+            app.add_middleware(
+                NodeResponses,
+                key=None if key is None else key.get_secret_value(),
+                traffic_log=configured.node.traffic_log,
+            )
 
     @app.get("/health", tags=["operations"])
     async def health() -> dict[str, str]:

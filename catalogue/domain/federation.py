@@ -4,6 +4,8 @@ out. Nothing else crosses."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 from pathlib import Path
@@ -18,6 +20,23 @@ from catalogue.exceptions import ConfigError
 
 FEDERATED_NODE = "federated-node"
 """The source kind naming a provider whose data stays at a node."""
+
+NONCE_HEADER = "X-Catalogue-Nonce"
+"""A fresh random value the hub sends with each question; the node signs it with its answer."""
+SIGNATURE_HEADER = "X-Catalogue-Node-Signature"
+"""`sha256=<hex>`: HMAC-SHA256 under the node's response key of the nonce, a newline and the
+exact response body bytes (docs/federation.md, "Each side authenticates the other")."""
+
+
+def node_signature(key: str, nonce: str, body: bytes) -> str:
+    """The value of SIGNATURE_HEADER for one response body answering one nonce."""
+    digest = hmac.new(key.encode(), nonce.encode() + b"\n" + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+def signature_ok(key: str, nonce: str, body: bytes, header: str | None) -> bool:
+    """Whether `header` is the node's signature of `body` for `nonce` (constant-time)."""
+    return header is not None and hmac.compare_digest(header, node_signature(key, nonce, body))
 
 
 class FederatedNodeSource(SourceConfig):
@@ -35,12 +54,30 @@ class FederatedNodeSource(SourceConfig):
     timeout: float = Field(
         default=10, gt=0, le=600, description="Seconds a feasibility answer may take."
     )
+    node_key: SecretStr | None = Field(
+        default=None,
+        description="The node's response key (its CATALOGUE_NODE__RESPONSE_KEY): answers not "
+        "signed with it are refused.",
+    )
+    node_key_env: str | None = Field(
+        default=None, description="An environment variable holding the node key instead."
+    )
 
     @model_validator(mode="after")
     def _one_token(self) -> FederatedNodeSource:
         if self.token is not None and self.token_env is not None:
             raise ValueError("give at most one of `token` and `token_env`")
+        if self.node_key is not None and self.node_key_env is not None:
+            raise ValueError("give at most one of `node_key` and `node_key_env`")
         return self
+
+    def response_key(self) -> str | None:
+        """The key the node's answers must be signed with, or None (not checked)."""
+        if self.node_key is not None:
+            return self.node_key.get_secret_value()
+        if self.node_key_env is not None:
+            return os.environ.get(self.node_key_env) or None
+        return None
 
     def bearer(self) -> str | None:
         """The token to present, or None."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import secrets
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -19,11 +20,14 @@ from pydantic import ValidationError
 from catalogue import __version__
 from catalogue.domain.cohort import CohortQuery, DatasetScope, Stratum
 from catalogue.domain.federation import (
+    NONCE_HEADER,
+    SIGNATURE_HEADER,
     FederatedNodeSource,
     NodeAnswer,
     WireCell,
     WireCount,
     node_request,
+    signature_ok,
 )
 from catalogue.domain.models import Dataset
 from catalogue.domain.principal import Principal
@@ -131,6 +135,8 @@ def ask_node(node: FederatedNodeSource, query: CohortQuery) -> NodeOutcome:
     if token:
         headers["Authorization"] = f"Bearer {token}"
     body = node_request(query).model_dump(mode="json")
+    nonce = secrets.token_hex(16)  # signed back by the node: an old answer cannot be replayed
+    headers[NONCE_HEADER] = nonce
     try:
         with httpx.Client(timeout=node.timeout, follow_redirects=False) as client:
             response = client.post(
@@ -140,6 +146,11 @@ def ask_node(node: FederatedNodeSource, query: CohortQuery) -> NodeOutcome:
         return NodeOutcome(reason=f"no answer within {node.timeout:g} s")
     except httpx.HTTPError as exc:
         return NodeOutcome(reason=f"unreachable ({type(exc).__name__})")
+    if node.node_key is not None or node.node_key_env is not None:
+        key = node.response_key()  # a key named but missing fails closed
+        signature = response.headers.get(SIGNATURE_HEADER)
+        if not key or not signature_ok(key, nonce, response.content, signature):
+            return NodeOutcome(reason="bad node signature")
     if response.status_code != 200:
         return NodeOutcome(reason=_refusal(response))
     try:

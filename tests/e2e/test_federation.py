@@ -3,12 +3,15 @@
 holds two providers itself and asks the nodes for the other three, and a reference catalogue
 that harvested all five slices centrally. Every federated answer must equal the reference's,
 per provider, per dataset and in total; nodes that hang, fail or refuse the hub's credential
-are reported unavailable within their timeout while the other counts stay right."""
+are reported unavailable within their timeout while the other counts stay right. Every node
+signs its answers and the hub refuses impostors; the last test reads every response the nodes
+sent during the module (their traffic logs) and checks that it holds only aggregates."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -29,7 +32,12 @@ from fastapi.testclient import TestClient
 from catalogue.api.app import create_app
 from catalogue.config import AuthSettings, Settings, load_providers
 from catalogue.domain.cohort import CohortQuery
-from catalogue.domain.federation import FederatedNodeSource
+from catalogue.domain.federation import (
+    NONCE_HEADER,
+    SIGNATURE_HEADER,
+    FederatedNodeSource,
+    node_signature,
+)
 from catalogue.domain.principal import Role
 from catalogue.services.api_tokens import ApiTokenStore
 from catalogue.services.catalogue_view import CatalogueView
@@ -37,7 +45,7 @@ from catalogue.services.feasibility import Feasibility, FeasibilityService
 from catalogue.services.ingest import harvest
 from catalogue.services.runtime import Catalogue, open_catalogue
 from tests.conftest import EXACT, NO_RATE_LIMITS, require
-from tests.http_server import LocalServer, Reply
+from tests.http_server import LocalServer, Reply, Request
 
 NODES = {"node-a": "thoracic", "node-b": "breast", "node-c": "genitourinary"}
 CENTRAL = ("abdominal", "neuro-head-neck")
@@ -72,6 +80,17 @@ class Node:
     token: str
     data_dir: Path
     process: subprocess.Popen[bytes]
+    traffic: Path
+    """Every /federation response body the node sent (CATALOGUE_NODE__TRAFFIC_LOG)."""
+
+    @property
+    def key(self) -> str:
+        """The node's response key (CATALOGUE_NODE__RESPONSE_KEY), which the hub also holds."""
+        return _node_key(self.name)
+
+
+def _node_key(name: str) -> str:
+    return f"response-key-of-{name}-0123456789"
 
 
 @dataclass
@@ -174,6 +193,8 @@ def _start_node(root: Path, name: str, entry: dict[str, Any], extra: dict[str, s
         "CATALOGUE_DATA_DIR": str(data_dir),
         "CATALOGUE_SECRET": SECRET,
         "CATALOGUE_NODE__ENABLED": "true",
+        "CATALOGUE_NODE__RESPONSE_KEY": _node_key(name),
+        "CATALOGUE_NODE__TRAFFIC_LOG": str(root / f"{name}-traffic.jsonl"),
         **extra,
     }
     command = Path(sys.executable).with_name("catalogue")
@@ -183,7 +204,8 @@ def _start_node(root: Path, name: str, entry: dict[str, Any], extra: dict[str, s
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    return Node(name, entry["id"], f"http://127.0.0.1:{port}", token, data_dir, process)
+    url = f"http://127.0.0.1:{port}"
+    return Node(name, entry["id"], url, token, data_dir, process, root / f"{name}-traffic.jsonl")
 
 
 def _wait_up(node: Node) -> None:
@@ -235,6 +257,7 @@ def federation(
                         "id": "node",
                         "url": node.url,
                         "token": node.token,
+                        "node_key": node.key,
                         "timeout": TIMEOUT,
                     }
                 ],
@@ -501,3 +524,161 @@ def test_an_exclusive_node_serves_nothing_but_the_node_routes(federation: Federa
     assert httpx.get(f"{exclusive.url}/", timeout=10).status_code == 404
     assert httpx.get(f"{exclusive.url}/catalog", timeout=10).status_code == 200
     assert httpx.post(f"{open_node.url}/graphql", json=ask, timeout=10).status_code == 200
+
+
+def _impostor_answer(provider: str) -> bytes:
+    """A well-formed node answer: what an impostor would send to make up counts."""
+    count = {"value": 999, "suppressed": False, "precision": "exact", "reason": None}
+    cell = {"subjects": count, "studies": count, "series": count}
+    answer = {"disclosure": "exact", "providers": [{"id": provider, "cell": cell}], "datasets": []}
+    return json.dumps(answer).encode()
+
+
+def test_the_hub_refuses_answers_not_signed_by_the_node(federation: Federation) -> None:
+    real = federation.nodes["node-a"]
+    body = _impostor_answer(real.provider)
+
+    def wrongly_signed(request: Request) -> Reply:
+        nonce = request.headers.get(NONCE_HEADER.lower(), "")
+        signed = node_signature("not-the-node-key", nonce, body)
+        return Reply(body, 200, "application/json", {SIGNATURE_HEADER: signed})
+
+    old = httpx.post(  # a genuine signed answer to an earlier question, replayed
+        f"{real.url}/federation/feasibility",
+        json={"query": json.loads(CohortQuery().canonical_json())},
+        headers={"Authorization": f"Bearer {real.token}", NONCE_HEADER: "an-earlier-nonce"},
+        timeout=10,
+    )
+    assert old.status_code == 200
+    assert old.headers[SIGNATURE_HEADER] == node_signature(
+        real.key, "an-earlier-nonce", old.content
+    )
+    replay = Reply(
+        old.content, 200, "application/json", {SIGNATURE_HEADER: old.headers[SIGNATURE_HEADER]}
+    )
+    unsigned, wrong, replaying = LocalServer().start(), LocalServer().start(), LocalServer().start()
+    unsigned.route("/federation/feasibility", Reply(body, 200, "application/json"))
+    wrong.route("/federation/feasibility", wrongly_signed)
+    replaying.route("/federation/feasibility", replay)
+    try:
+        for server in (unsigned, wrong, replaying):
+            nodes = {
+                "thoracic": FederatedNodeSource(
+                    kind="federated-node", url=server.url, node_key=real.key, timeout=TIMEOUT
+                )
+            }
+            service = FeasibilityService(CatalogueView(federation.hub), nodes=nodes)
+            answer = service.run(
+                CohortQuery.model_validate({"datasets": {"providers": ["thoracic"]}})
+            )
+            assert answer.unavailable == {"thoracic": "bad node signature"}, server.url
+            assert all(c.value is None for _, cell in answer.by_provider for c in cell)
+            assert server.requests and server.requests[-1].headers.get(NONCE_HEADER.lower())
+        # the real node, but the hub holds another key for it
+        mistaken = {
+            "thoracic": FederatedNodeSource(
+                kind="federated-node",
+                url=real.url,
+                token=real.token,
+                node_key="not-the-node-key",
+                timeout=TIMEOUT,
+            )
+        }
+        service = FeasibilityService(CatalogueView(federation.hub), nodes=mistaken)
+        answer = service.run(CohortQuery())
+        assert answer.unavailable == {"thoracic": "bad node signature"}
+        # with the right key the real node's answers pass (as in every test above)
+        right = {
+            "thoracic": FederatedNodeSource(
+                kind="federated-node", url=real.url, token=real.token, node_key=real.key
+            )
+        }
+        service = FeasibilityService(CatalogueView(federation.hub), nodes=right)
+        assert service.run(CohortQuery()).unavailable == {}
+    finally:
+        for server in (unsigned, wrong, replaying):
+            server.stop()
+
+
+# Keep this test last: it reads what the nodes sent during every test above.
+
+UID = re.compile(r"\d+(?:\.\d+){3,}")
+"""A DICOM UID (digits and dots)."""
+PSEUDONYM = re.compile(r"(?i)\b[0-9a-f]{16,}\b|-?\d{10,}")
+"""A pseudonym as text: 16 hex digits or more, or the signed 64-bit integer of identifiers.py."""
+COUNT_KEYS = {"value", "suppressed", "precision", "reason"}
+REASONS = {None, "small", "zero", "complementary", "differencing", "noise"}
+
+
+def _slice_identifiers(node: Node) -> tuple[set[str], set[str], int]:
+    """The node slice's PatientIDs, its Study and Series UIDs, and its number of series rows, read
+    from the parquet file the node harvested."""
+    path = node.data_dir.parent / "slices" / node.provider / "series.parquet"
+    rows = duckdb.execute(
+        f"SELECT PatientID, StudyInstanceUID, SeriesInstanceUID FROM read_parquet('{path}')"
+    ).fetchall()
+    patients = {str(r[0]) for r in rows if r[0]}
+    uids = {str(u) for r in rows for u in r[1:] if u}
+    return patients, uids, len(rows)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _check_count(count: Any, most: int) -> None:
+    """One published count: only the wire keys; a number only as `value`, an int the node's rules
+    (threshold 1, rounding 1 here) publish and no more than the slice's series rows."""
+    assert isinstance(count, dict) and set(count) == COUNT_KEYS, count
+    value = count["value"]
+    assert isinstance(count["suppressed"], bool) and count["suppressed"] == (value is None)
+    if value is not None:
+        assert type(value) is int and 0 <= value <= most, count
+    assert count["precision"] == "exact" and count["reason"] in REASONS, count
+
+
+def _check_cell(cell: Any, most: int) -> None:
+    assert isinstance(cell, dict) and set(cell) == {"subjects", "studies", "series"}, cell
+    for count in cell.values():
+        _check_count(count, most)
+
+
+def test_every_response_a_node_sent_holds_only_aggregates(federation: Federation) -> None:
+    for node in federation.nodes.values():
+        patients, uids, rows = _slice_identifiers(node)
+        assert patients and uids
+        lines = [json.loads(line) for line in node.traffic.read_text().splitlines()]
+        answers = [line for line in lines if line["status"] == 200]
+        assert len(answers) >= len(_queries(federation.datasets)), node.name  # it did record
+        disclosures = set()
+        for line in lines:
+            assert set(line) == {"path", "status", "body"}
+            assert line["path"] == "/federation/feasibility"
+            body = json.loads(line["body"])
+            if line["status"] != 200:  # a refusal: the REST error body, a message and a code
+                assert line["status"] in (401, 403) and set(body) == {"error", "code"}, body
+            else:
+                assert set(body) == {"disclosure", "providers", "datasets"}, body
+                disclosures.add(body["disclosure"])
+                assert [p["id"] for p in body["providers"]] in ([], [node.provider])
+                for provider in body["providers"]:
+                    assert set(provider) == {"id", "cell"}
+                    _check_cell(provider["cell"], rows)
+                for dataset in body["datasets"]:
+                    assert set(dataset) == {"provider", "identifier", "cell"}
+                    assert dataset["provider"] == node.provider
+                    assert dataset["identifier"] in federation.datasets[node.provider]
+                    _check_cell(dataset["cell"], rows)
+            for text in _strings(body):
+                assert not UID.search(text) and not PSEUDONYM.search(text), (node.name, text)
+                assert not any(p in text for p in patients), (node.name, text)
+            assert not any(u in line["body"] for u in uids)
+        assert len(disclosures) == 1, disclosures  # the node's rules, the same in every answer

@@ -3,12 +3,29 @@ features a node may refuse, and finding federated providers in a providers file.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import json
 from pathlib import Path
 
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request as StarletteRequest
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.testclient import TestClient
 
+from catalogue.api.node_responses import NodeResponses
 from catalogue.domain.cohort import CohortQuery
-from catalogue.domain.federation import features, node_request, read_federated_nodes
+from catalogue.domain.federation import (
+    NONCE_HEADER,
+    SIGNATURE_HEADER,
+    features,
+    node_request,
+    node_signature,
+    read_federated_nodes,
+    signature_ok,
+)
 from catalogue.exceptions import ConfigError
 from catalogue.services.disclosure import DisclosedCount, PublishedCell
 from catalogue.services.federation import UNAVAILABLE, total_of
@@ -81,3 +98,43 @@ def test_federated_providers_come_from_the_providers_file(tmp_path: Path) -> Non
     broken.write_text("providers:\n- id: b\n  sources: [{kind: federated-node, url: ftp://x}]\n")
     with pytest.raises(ConfigError):
         read_federated_nodes(broken)
+
+
+def test_a_node_signature_covers_key_nonce_and_every_body_byte() -> None:
+    body = b'{"disclosure":"exact","providers":[],"datasets":[]}'
+    want = hmac.new(b"k1", b"n1\n" + body, hashlib.sha256).hexdigest()
+    assert node_signature("k1", "n1", body) == f"sha256={want}"
+    good = node_signature("k1", "n1", body)
+    assert signature_ok("k1", "n1", body, good)
+    assert not signature_ok("k2", "n1", body, good)  # another key
+    assert not signature_ok("k1", "n2", body, good)  # a replay under a new nonce
+    assert not signature_ok("k1", "n1", body.replace(b"[]", b"[ ]", 1), good)  # tampered
+    assert not signature_ok("k1", "n1", body, None)  # unsigned
+
+
+def test_a_node_signs_and_records_its_federation_responses_only(tmp_path: Path) -> None:
+    async def answer(request: StarletteRequest) -> JSONResponse:
+        return JSONResponse({"n": 1}, status_code=int(request.query_params.get("status", 200)))
+
+    log = tmp_path / "traffic.jsonl"
+    app = NodeResponses(
+        Starlette(routes=[Route("/federation/feasibility", answer), Route("/health", answer)]),
+        key="node-key",
+        traffic_log=log,
+    )
+    with TestClient(app) as client:
+        signed = client.get("/federation/feasibility", headers={NONCE_HEADER: "abc"})
+        plain = client.get("/health", headers={NONCE_HEADER: "abc"})
+        refused = client.get("/federation/feasibility?status=403")
+    assert refused.status_code == 403
+    assert refused.headers[SIGNATURE_HEADER] == node_signature("node-key", "", refused.content)
+    lines = [json.loads(line) for line in log.read_text().splitlines()]
+    assert lines == [
+        {"path": "/federation/feasibility", "status": 200, "body": signed.text},
+        {"path": "/federation/feasibility", "status": 403, "body": refused.text},
+    ]
+    want = hmac.new(b"node-key", b"abc\n" + signed.content, hashlib.sha256).hexdigest()
+    assert signed.json() == {"n": 1}
+    assert signed.headers[SIGNATURE_HEADER] == f"sha256={want}"
+    assert int(signed.headers["content-length"]) == len(signed.content)
+    assert SIGNATURE_HEADER not in plain.headers
