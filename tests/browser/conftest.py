@@ -14,12 +14,9 @@ import dataclasses
 import json
 import os
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +25,7 @@ import pytest
 
 from catalogue.config import DisclosureSettings
 from tests.conftest import require
+from tests.services.process import CATALOGUE, start_catalogue_serve, stop, wait_serving
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page, Playwright
@@ -113,44 +111,17 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.write_line(f"screenshots and timings.json in {ARTIFACTS}")
 
 
-CATALOGUE = Path(sys.executable).parent / "catalogue"
-"""The `catalogue` command of this environment."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def catalogue_serve(data_dir: Path, settings: dict[str, str]) -> Iterator[str]:
-    """`catalogue serve` on the data folder with these settings (environment variables), on a
-    free port of 127.0.0.1; ready once /health answers; stopped at the end."""
-    port = free_port()
-    env = {**os.environ, "CATALOGUE_DATA_DIR": str(data_dir), **settings}
-    log = (data_dir.parent / f"serve-{port}.log").open("wb")
-    process = subprocess.Popen(
-        [str(CATALOGUE), "serve", "--port", str(port)], env=env, stdout=log, stderr=log
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 300
+    """`catalogue serve` on the data folder with these settings (environment variables); ready
+    once /health answers; stopped at the end."""
+    log = data_dir.parent / f"serve-{data_dir.parent.name}.log"
+    process, url = start_catalogue_serve(data_dir, settings, log)
     try:
-        while True:
-            assert process.poll() is None, f"catalogue serve stopped: see {log.name}"
-            assert time.monotonic() < deadline, f"catalogue serve did not start: see {log.name}"
-            with suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            time.sleep(0.2)
+        wait_serving(process, url, log, 300)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-        log.close()
+        stop(process, 30)
 
 
 @pytest.fixture(scope="session")

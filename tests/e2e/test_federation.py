@@ -10,13 +10,10 @@ sent during the module (their traffic logs) and checks that it holds only aggreg
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import socket
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,6 +43,7 @@ from catalogue.services.ingest import harvest
 from catalogue.services.runtime import Catalogue, open_catalogue
 from tests.conftest import EXACT, NO_RATE_LIMITS, require
 from tests.http_server import LocalServer, Reply, Request
+from tests.services.process import start_catalogue_serve, stop, wait_serving
 
 NODES = {"node-a": "thoracic", "node-b": "breast", "node-c": "genitourinary"}
 CENTRAL = ("abdominal", "neuro-head-neck")
@@ -103,12 +101,6 @@ class Federation:
     nodes: dict[str, Node]
     datasets: dict[str, list[str]]
     """The collections each provider's slice holds."""
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _slice(demo: Path, out: Path) -> tuple[dict[str, dict[str, Any]], dict[str, list[str]]]:
@@ -186,39 +178,20 @@ def _start_node(root: Path, name: str, entry: dict[str, Any], extra: dict[str, s
     node_settings = _settings(data_dir, providers)
     _harvested(node_settings).close()
     token = ApiTokenStore(data_dir).create("hub", [Role.HUB])
-    port = _free_port()
-    env = {
-        **os.environ,
+    settings = {
         **EXACT_ENV,
-        "CATALOGUE_DATA_DIR": str(data_dir),
         "CATALOGUE_SECRET": SECRET,
         "CATALOGUE_NODE__ENABLED": "true",
         "CATALOGUE_NODE__RESPONSE_KEY": _node_key(name),
         "CATALOGUE_NODE__TRAFFIC_LOG": str(root / f"{name}-traffic.jsonl"),
         **extra,
     }
-    command = Path(sys.executable).with_name("catalogue")
-    process = subprocess.Popen(
-        [str(command), "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
+    process, url = start_catalogue_serve(data_dir, settings, root / f"{name}.log")
     return Node(name, entry["id"], url, token, data_dir, process, root / f"{name}-traffic.jsonl")
 
 
 def _wait_up(node: Node) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert node.process.poll() is None, f"{node.name} exited"
-        try:
-            if httpx.get(f"{node.url}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise AssertionError(f"{node.name} did not start")
+    wait_serving(node.process, node.url, node.data_dir.parent / f"{node.name}.log", 60)
 
 
 @pytest.fixture(scope="module")
@@ -273,12 +246,9 @@ def federation(
             yield Federation(reference, hub, client, reference_client, nodes, kept)
     finally:
         for node in nodes.values():
-            node.process.terminate()
+            node.process.terminate()  # all at once, then each waited for
         for node in nodes.values():
-            try:
-                node.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                node.process.kill()
+            stop(node.process, 20)
         for catalogue in opened:
             catalogue.close()
 

@@ -3,10 +3,12 @@ server answers, and stopping it."""
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import httpx
@@ -56,3 +58,35 @@ def stop(process: subprocess.Popen[bytes], timeout: float) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(timeout=30)
+
+
+CATALOGUE = Path(sys.executable).with_name("catalogue")
+"""The `catalogue` command of the environment running the tests."""
+
+
+def start_catalogue_serve(
+    data_dir: Path, settings: Mapping[str, str], log: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    """Start `catalogue serve` on the data folder with these settings (environment variables),
+    on a free loopback port, its output in `log`; the process and its URL (not waited for)."""
+    port = free_port()
+    env = {**os.environ, "CATALOGUE_DATA_DIR": str(data_dir), **settings}
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [str(CATALOGUE), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    return process, f"http://127.0.0.1:{port}"
+
+
+def wait_serving(process: subprocess.Popen[bytes], url: str, log: Path, seconds: float) -> None:
+    """Wait until the `catalogue serve` process at `url` answers /health."""
+    wait_until_answering(
+        process,
+        lambda: httpx.get(f"{url}/health", timeout=2).status_code == 200,
+        "catalogue serve",
+        log,
+        seconds,
+    )
