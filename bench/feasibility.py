@@ -71,15 +71,7 @@ ROOT = Path(__file__).resolve().parents[1]
 WARMUPS = 2
 GRAPHQL_VS_DUCKDB = 2.0
 SQLITE_VS_GRAPHQL = 10.0
-EXACT = DisclosureSettings(
-    threshold=1,
-    rounding=1,
-    publish_zero=True,
-    epsilon=None,
-    budget_daily=None,
-    budget_total=None,
-    differencing=False,
-)
+EXACT = DisclosureSettings.exact_counts()
 EXACT_ENV = {"CATALOGUE_DISCLOSURE": EXACT.model_dump_json()}
 """The server's disclosure settings as one JSON value (a nested `None` cannot be spelt as a
 CATALOGUE_DISCLOSURE__EPSILON variable)."""

@@ -55,6 +55,20 @@ class DisclosureSettings(BaseModel):
     differencing_window_days: int = Field(default=90, ge=1)
     max_strata_cells: int = Field(default=5000, ge=1)
 
+    @classmethod
+    def exact_counts(cls) -> DisclosureSettings:
+        """Exact counts: threshold 1, rounding 1, zeros published, no noise, no budget and no
+        differencing check (trusted deployments, tests, benchmarks)."""
+        return cls(
+            threshold=1,
+            rounding=1,
+            publish_zero=True,
+            epsilon=None,
+            budget_daily=None,
+            budget_total=None,
+            differencing=False,
+        )
+
     @field_validator("epsilon", "budget_daily", "budget_total", mode="before")
     @classmethod
     def _none_words(cls, value: Any) -> Any:

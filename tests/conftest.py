@@ -18,15 +18,7 @@ from catalogue.config import (
 from catalogue.services.ingest import HarvestReport, harvest
 from catalogue.services.runtime import Catalogue, open_catalogue
 
-EXACT = DisclosureSettings(
-    threshold=1,
-    rounding=1,
-    publish_zero=True,
-    epsilon=None,
-    budget_daily=None,
-    budget_total=None,
-    differencing=False,
-)
+EXACT = DisclosureSettings.exact_counts()
 NO_RATE_LIMITS = LimitSettings(feasibility_per_user=None, feasibility_per_ip=None)
 """Tests ask many feasibility queries from one address (tests/e2e/test_limits.py tests them)."""
 

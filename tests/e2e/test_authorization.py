@@ -226,16 +226,12 @@ class Deployment:
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     root = tmp_path_factory.mktemp("authorization")
     providers = hospital(root, rows(12, dataset="lung-ct"), PROVIDER)
-    exact = DisclosureSettings(
-        threshold=1, rounding=1, publish_zero=True, epsilon=None, budget_daily=None,
-        budget_total=None, differencing=False,
-    )  # fmt: skip
     with local_server() as server:
         issuer = Issuer(server, [Key("key-1")]).serve()
         settings = Settings(
             data_dir=root / "data",
             secret="authorization-secret-0123456789",
-            disclosure=exact,
+            disclosure=DisclosureSettings.exact_counts(),
             auth=issuer.settings(),
         )
         with open_catalogue(settings) as opened:
