@@ -9,7 +9,7 @@ before any resolver runs, when one field it selects is not allowed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from graphql import (
@@ -160,18 +160,32 @@ def _walk(node: Any) -> Iterator[Any]:
         yield from _walk(selection)
 
 
+_SELECTED: dict[tuple[GraphQLSchema, str, str | None], tuple[str, ...]] = {}
+_SELECTED_MAX = 1024
+
+
+def remembered_fields(
+    schema: GraphQLSchema, document: DocumentNode, query: str, operation_name: str | None
+) -> tuple[str, ...]:
+    """`selected_fields`, remembered by query text (the fields depend on the text and the
+    operation only, not on who asks), so a repeated query is not walked again."""
+    key = (schema, query, operation_name)
+    found = _SELECTED.get(key)
+    if found is None:
+        if len(_SELECTED) >= _SELECTED_MAX:
+            _SELECTED.clear()
+        found = _SELECTED[key] = tuple(selected_fields(schema, document, operation_name))
+    return found
+
+
 def denials(
-    schema: GraphQLSchema,
-    document: DocumentNode,
-    principal: Principal,
-    table: Mapping[str, frozenset[Role]],
-    operation_name: str | None = None,
+    coordinates: Iterable[str], principal: Principal, table: Mapping[str, frozenset[Role]]
 ) -> list[GraphQLError]:
-    """One error per field the principal may not select (empty: the operation may run)."""
+    """One error per selected field the principal may not select (empty: it may run)."""
     roles = frozenset(principal.roles)
     code = "FORBIDDEN" if principal.authenticated else "UNAUTHENTICATED"
     errors = []
-    for coordinate in selected_fields(schema, document, operation_name):
+    for coordinate in coordinates:
         if not allowed(table, coordinate, roles):
             names = " or ".join(sorted(r.value for r in permitted_roles(table, coordinate)))
             errors.append(
@@ -195,9 +209,13 @@ class Authorization(SchemaExtension):
         principal = getattr(context, "principal", None) or Principal("anonymous")
         if document is not None:
             table = getattr(context, "policy", None) or POLICY
-            errors = denials(
-                execution.schema._schema, document, principal, table, execution.operation_name
-            )
+            schema = execution.schema._schema
+            operation = execution.operation_name
+            if execution.query is None:
+                coordinates: Iterable[str] = selected_fields(schema, document, operation)
+            else:
+                coordinates = remembered_fields(schema, document, execution.query, operation)
+            errors = denials(coordinates, principal, table)
             if errors:
                 execution.result = ExecutionResult(data=None, errors=errors)
         yield
