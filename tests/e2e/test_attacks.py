@@ -34,7 +34,7 @@ from catalogue.services.ingest import harvest
 from catalogue.services.runtime import Catalogue, open_catalogue
 from tests.conftest import NO_RATE_LIMITS
 
-USER = "anonymous@testclient"  # principal_of: the TestClient's address
+USER = "anonymous@testclient"  # catalogue.api.auth.anonymous: the TestClient's address
 THRESHOLD = DisclosureSettings().threshold
 ROUNDING = DisclosureSettings().rounding
 KINDS = ("subjects", "studies", "series")

@@ -41,6 +41,7 @@ from strawberry.types import ExecutionContext, ExecutionResult
 
 from catalogue.config import LimitSettings
 from catalogue.exceptions import QueryError, QueryTooComplexError
+from catalogue.services.changes import MAX_PAGE as CHANGES_PAGE_CAP
 
 PAGE_ARGUMENTS = ("first", "last")
 """Arguments that say how many items a list field returns."""
@@ -50,7 +51,7 @@ PAGE_CAPS: dict[str, int] = {
     "Query.concepts": 100,
     "Query.unmappedValues": 1000,
     "Query.mappings": 1000,
-    "Query.datasetChanges": 500,
+    "Query.datasetChanges": CHANGES_PAGE_CAP,
 }
 """The largest `first` (or `last`) of each field; any other is capped at DEFAULT_PAGE_CAP (a
 resolver may cap it lower)."""

@@ -15,7 +15,7 @@ from strawberry.extensions import ParserCache, ValidationCache
 from strawberry.fastapi import BaseContext
 from strawberry.types import ExecutionContext
 
-from catalogue.api.auth import PROJECT_HEADER, authenticate
+from catalogue.api.auth import PROJECT_HEADER
 from catalogue.api.authz import POLICY, Authorization
 from catalogue.api.graphql.limits import QueryLimits
 from catalogue.api.graphql.types import (
@@ -76,10 +76,6 @@ class Context(BaseContext):
         self.feasibility = feasibility
         self.principal = principal
         self.policy = policy
-
-
-principal_of = authenticate
-"""Who asks (catalogue.api.auth): async, and refuses a bad token."""
 
 
 @strawberry.type
@@ -282,4 +278,4 @@ schema = CatalogueSchema(
     extensions=[ParserCache, ValidationCache, Authorization, QueryLimits],
 )
 
-__all__ = ["PROJECT_HEADER", "Context", "Count", "Services", "principal_of", "schema"]
+__all__ = ["PROJECT_HEADER", "Context", "Count", "Services", "schema"]
