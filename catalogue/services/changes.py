@@ -99,9 +99,11 @@ def changes_page(
     since: datetime | None = None,
     first: int = DEFAULT_PAGE,
     after: str | None = None,
+    datasets: bool = True,
 ) -> ChangePage:
     """A page of the feed: the changes after the cursor `after` (from the start when None)
-    whose dataset's latest change is at or after `since`, at most `first` (0 to MAX_PAGE)."""
+    whose dataset's latest change is at or after `since`, at most `first` (0 to MAX_PAGE);
+    with `datasets`, each live dataset as the index serves it (the RDF feed reads the store)."""
     if first < 0 or first > MAX_PAGE:
         raise QueryError(f"first must be between 0 and {MAX_PAGE}")
     if since is not None:
@@ -119,7 +121,7 @@ def changes_page(
     changes = []
     for row in rows:
         dataset = None
-        if row.kind != "deleted":
+        if datasets and row.kind != "deleted":
             dataset = catalogue.datasets.get(row.provider, row.identifier)
         changes.append(
             DatasetChange(

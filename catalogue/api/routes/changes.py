@@ -36,7 +36,7 @@ def router(roles: Set[Role]) -> APIRouter:
         catalogue: Catalogue = request.app.state.context.view.catalogue
         try:
             when = parse_since(since) if since is not None else None
-            page = changes_page(catalogue, when, page_size, after)
+            page = changes_page(catalogue, when, page_size, after, datasets=False)
             graph = changes_graph(catalogue, page, str(request.base_url), page_size, after, when)
         except QueryError as exc:
             raise HTTPException(status_code=400, detail=str(exc)) from exc
