@@ -172,7 +172,7 @@ class FeasibilityService:
                 principal.user,
                 principal.project,
                 query_json,
-                _published_json(published),
+                published_json(published),
                 cost,
                 "answered",
                 release,
@@ -393,11 +393,12 @@ def _values(cell: Cell, replaced: Published | None) -> Published:
     return (cell.subjects.value, cell.studies.value, cell.series.value)
 
 
-def _published_json(published: dict[str, Cell]) -> str:
+def published_json(published: Mapping[str, Cell], **extra: object) -> str:
+    """What an answer published, as the audit log records it: [subjects, studies, series] per
+    cell, null where suppressed; `extra` entries beside them."""
+
     def one(count: DisclosedCount) -> int | None:
         return count.value
 
-    return json.dumps(
-        {k: [one(c.subjects), one(c.studies), one(c.series)] for k, c in published.items()},
-        sort_keys=True,
-    )
+    cells = {k: [one(c.subjects), one(c.studies), one(c.series)] for k, c in published.items()}
+    return json.dumps({**cells, **extra}, sort_keys=True)

@@ -44,6 +44,7 @@ from catalogue.services.feasibility import (
     Explanation,
     Feasibility,
     FeasibilityService,
+    published_json,
 )
 
 log = logging.getLogger(__name__)
@@ -108,11 +109,7 @@ def _record(service: FeasibilityService, answer: Feasibility, principal: Princip
     cells = {"total": answer.total}
     cells.update({f"provider:{p.id}": c for p, c in answer.by_provider})
     cells.update({f"dataset:{d.provider_id}/{d.identifier}": c for d, c in answer.by_dataset})
-    published: dict[str, object] = {
-        key: [c.value for c in cell] for key, cell in cells.items()
-    }  # as FeasibilityService records it: [subjects, studies, series], null when suppressed
-    published["unavailable"] = answer.unavailable
-    text = json.dumps(published, sort_keys=True)
+    text = published_json(cells, unavailable=answer.unavailable)
     query_json = answer.query.canonical_json()
     key = "federated:" + hashlib.sha256(f"{query_json}\n{text}".encode()).hexdigest()
     service.audit.record(
