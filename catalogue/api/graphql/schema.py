@@ -47,6 +47,7 @@ from catalogue.domain.cohort import Stratum
 from catalogue.domain.principal import Role
 from catalogue.exceptions import QueryError
 from catalogue.index.base import FacetCounts
+from catalogue.ontology.vocabulary import shipped_vocabulary
 from catalogue.services.catalogue_view import CatalogueView, encode_cursor
 from catalogue.services.feasibility import FeasibilityService, Principal
 from catalogue.services.search import facet_label
@@ -225,7 +226,7 @@ def _selects(info: strawberry.Info, name: str) -> bool:
 
 
 def _facets(view: CatalogueView, counts: FacetCounts) -> list[Facet]:
-    vocabulary = view.catalogue.annotator().vocabulary
+    vocabulary = shipped_vocabulary()  # the labels: no mapping-set lookup needed
     facets = []
     for name, values in counts.items():
         if name == "provider":
