@@ -367,35 +367,9 @@ def reference_counts(
     its strata tables; `scopes` (provider, collection) pairs narrow the scope further (what the
     service resolves the metadata criteria of a scope to)."""
     query = query.normalised()
-    scope = query.datasets
-    if scope.by_metadata and scopes is None:
-        raise ValueError("the metadata criteria of the scope need an explicit set of scopes")
     tables = _Tables(con, parquet, collections_csv)
-    allowed = None if scopes is None else set(scopes)
-    pairs = [
-        (p, d)
-        for p, d in tables.pairs
-        if (not scope.providers or p in scope.providers)
-        and (not scope.datasets or d in scope.datasets)
-        and (allowed is None or (p, d) in allowed)
-    ]
-    con.execute(
-        "CREATE OR REPLACE TEMP TABLE ref_scope AS "
-        "SELECT unnest($providers) AS provider, unnest($datasets) AS dataset",
-        {"providers": [p for p, _ in pairs] or [""], "datasets": [d for _, d in pairs] or [""]},
-    )
-    if not pairs:
-        con.execute("DELETE FROM ref_scope")
-    con.execute(_CELLS.replace("{rows}", tables.rows))
-
-    universe: set[Key] = {
-        (str(p), str(c), str(s))
-        for p, c, s in con.execute(
-            "SELECT DISTINCT provider, cell, patient FROM ref_cells"
-        ).fetchall()
-    }
+    pairs, matched = _matched(con, tables, query, scopes)
     tree = query.where if query.where is not None else Criterion(all_of=())
-    matched = _evaluate(con, tables, tree, universe, {})
 
     leaves = _positive(tree)
     con.register(
@@ -499,3 +473,54 @@ def reference_counts(
     return ExactResult(
         total=total, by_provider=by_provider, by_dataset=by_dataset, strata=tuple(tables_out)
     )
+
+
+def matching_patients(
+    con: duckdb.DuckDBPyConnection,
+    parquet: Path,
+    collections_csv: Path,
+    query: CohortQuery,
+    scopes: Iterable[tuple[str, str]] | None = None,
+) -> set[tuple[str, str]]:
+    """The (provider, PatientID) pairs whose subject matches `query` at provider level."""
+    tables = _Tables(con, parquet, collections_csv)
+    _, matched = _matched(con, tables, query.normalised(), scopes)
+    return {(provider, patient) for provider, cell, patient in matched if cell == ""}
+
+
+def _matched(
+    con: duckdb.DuckDBPyConnection,
+    tables: _Tables,
+    query: CohortQuery,
+    scopes: Iterable[tuple[str, str]] | None,
+) -> tuple[list[tuple[str, str]], set[Key]]:
+    """The (provider, collection) pairs in scope, and the (provider, cell, patient) matching a
+    normalised query (cell '' the provider, else the collection); leaves `ref_cells`."""
+    scope = query.datasets
+    if scope.by_metadata and scopes is None:
+        raise ValueError("the metadata criteria of the scope need an explicit set of scopes")
+    allowed = None if scopes is None else set(scopes)
+    pairs = [
+        (p, d)
+        for p, d in tables.pairs
+        if (not scope.providers or p in scope.providers)
+        and (not scope.datasets or d in scope.datasets)
+        and (allowed is None or (p, d) in allowed)
+    ]
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE ref_scope AS "
+        "SELECT unnest($providers) AS provider, unnest($datasets) AS dataset",
+        {"providers": [p for p, _ in pairs] or [""], "datasets": [d for _, d in pairs] or [""]},
+    )
+    if not pairs:
+        con.execute("DELETE FROM ref_scope")
+    con.execute(_CELLS.replace("{rows}", tables.rows))
+
+    universe: set[Key] = {
+        (str(p), str(c), str(s))
+        for p, c, s in con.execute(
+            "SELECT DISTINCT provider, cell, patient FROM ref_cells"
+        ).fetchall()
+    }
+    tree = query.where if query.where is not None else Criterion(all_of=())
+    return pairs, _evaluate(con, tables, tree, universe, {})
