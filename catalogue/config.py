@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from catalogue import plugins
 from catalogue.domain.harvest import ProviderConfig, SourceConfig
+from catalogue.domain.linkage import Linkage
 from catalogue.domain.principal import Role
 from catalogue.exceptions import ConfigError
 from catalogue.net.http import HttpSettings
@@ -244,6 +245,23 @@ class NodeSettings(BaseModel):
         description="serve only /federation/feasibility, the DCAT-AP export (/catalog, "
         "/datasets/...) and /health: no GraphQL, web pages or changes feed",
     )
+    sketches: bool = Field(
+        default=False,
+        description="send the hub HyperLogLog sketches of the matching subjects' linkage codes "
+        "when it asks for distinct subjects (needs linkage.key, agreed with the other providers)",
+    )
+
+
+class LinkageSettings(BaseModel):
+    """Cross-provider de-duplication (docs/federation.md): the federation key the providers
+    agreed on; with it, every harvested subject gets a linkage code (catalogue.domain.linkage)."""
+
+    key: SecretStr | None = Field(
+        default=None,
+        min_length=16,
+        description="the federation key (at least 16 characters), the same at every provider "
+        "that takes part; changing it needs a re-harvest",
+    )
 
 
 class Settings(BaseSettings):
@@ -264,6 +282,12 @@ class Settings(BaseSettings):
     limits: LimitSettings = LimitSettings()
     auth: AuthSettings = AuthSettings()
     node: NodeSettings = NodeSettings()
+    linkage: LinkageSettings = LinkageSettings()
+
+    def linker(self) -> Linkage | None:
+        """The linkage codes of the federation key, or None without one."""
+        key = self.linkage.key
+        return Linkage(key.get_secret_value().encode()) if key is not None else None
 
     def master_secret(self) -> bytes:
         """The deployment secret; generated once and kept in the data folder when not set."""

@@ -333,11 +333,14 @@ pseudonymised) and, the first time the chunk meets that row, the row itself."""
 
 
 def read_chunk(
-    paths: Sequence[str], datasets: Sequence[str], pseudonymise: Callable[[str], int]
+    paths: Sequence[str],
+    datasets: Sequence[str],
+    pseudonymise: Callable[[str], int],
+    linkage: Callable[[str], int] | None = None,
 ) -> list[StateValues]:
     """Read a chunk of files and build their feature rows, in a worker process, so that the
     parent only stores results; identifiers never leave the worker in clear."""
-    rows = SeriesRows(pseudonymise)
+    rows = SeriesRows(pseudonymise, linkage=linkage)
     out: list[StateValues] = []
     built: list[int] = []
     for i, (path, dataset) in enumerate(zip(paths, datasets, strict=True)):
@@ -381,6 +384,9 @@ class _State:
             self._con.execute("PRAGMA journal_mode=WAL")
             self._con.execute("PRAGMA synchronous=NORMAL")
             cols = ", ".join(_STATE_COLUMNS)
+            stored = [r[1] for r in self._con.execute("PRAGMA table_info(row_values)")]
+            if stored and stored != ["row_id", *_STATE_COLUMNS]:  # written by another version
+                self._con.executescript("DROP TABLE row_values; DROP TABLE IF EXISTS file_state;")
             self._con.executescript(
                 "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER);"
                 "CREATE TABLE IF NOT EXISTS file_state (path INTEGER PRIMARY KEY, size INTEGER, "
@@ -487,13 +493,14 @@ class DicomFilesHarvester:
             else:
                 current.append((rel, size, mtime, ctx.pseudonymise(f"file:{rel}"), dataset))
         state_path = ctx.base_dir / "harvest-state" / ctx.provider.id / f"{ctx.source_id}.sqlite"
-        state = _State(state_path, ctx.pseudonymise("harvest-state-check"))
+        linked = f":{ctx.linkage.key_id}" if ctx.linkage else ""  # a new key: read all again
+        state = _State(state_path, ctx.pseudonymise(f"harvest-state-check{linked}"))
         try:
             known = state.load()
             keys = {f[3] for f in current}
             state.drop([k for k in known if k not in keys])
             stale = [f for f in current if (k := known.get(f[3])) is None or k[1:3] != (f[1], f[2])]
-            for chunk, results in self._read(root, stale, pool, ctx.pseudonymise):
+            for chunk, results in self._read(root, stale, pool, ctx.pseudonymise, ctx.linkage):
                 pairs = list(zip(chunk, results, strict=True))
                 state.put(
                     [(f[3], f[1], f[2], reason, row_id) for f, (reason, row_id, _) in pairs],
@@ -518,11 +525,12 @@ class DicomFilesHarvester:
         stale: list[tuple[str, int, int, int, str]],
         pool: ProcessPoolExecutor | None,
         pseudonymise: Callable[[str], int],
+        linkage: Callable[[str], int] | None = None,
     ) -> Iterator[tuple[list[tuple[str, int, int, int, str]], list[StateValues]]]:
         chunks = [stale[i : i + CHUNK_FILES] for i in range(0, len(stale), CHUNK_FILES)]
         paths = [[str(root / f[0]) for f in chunk] for chunk in chunks]
         datasets = [[f[4] for f in chunk] for chunk in chunks]
-        work = partial(read_chunk, pseudonymise=pseudonymise)
+        work = partial(read_chunk, pseudonymise=pseudonymise, linkage=linkage)
         if pool is None or len(chunks) <= 1:
             for chunk, chunk_paths, chunk_datasets in zip(chunks, paths, datasets, strict=True):
                 yield chunk, work(chunk_paths, chunk_datasets)

@@ -75,7 +75,7 @@ class _FeatureBuilder:
         name: dict[str, str],
         report: SourceReport,
     ) -> None:
-        self._rows = SeriesRows(ctx.pseudonymise)
+        self._rows = SeriesRows(ctx.pseudonymise, linkage=ctx.linkage)
         self._source = source
         self._name = name
         self._report = report

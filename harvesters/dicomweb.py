@@ -82,7 +82,7 @@ def _batches(
     client: _Client, source: DicomWebSource, ctx: HarvestContext, report: SourceReport
 ) -> Iterator[pa.RecordBatch]:
     """SERIES_SCHEMA batches; any error is raised inside, so the sink rolls back."""
-    rows = SeriesRows(ctx.pseudonymise)
+    rows = SeriesRows(ctx.pseudonymise, linkage=ctx.linkage)
     seen: set[str] = set()
     study_fields = {"includefield": list(STUDY_FIELDS)}
     for study in client.pages("studies", study_fields):

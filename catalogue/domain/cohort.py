@@ -426,6 +426,9 @@ class ExactResult(_Frozen):
     """Per cell, keyed 'total', 'provider:<id>', 'dataset:<provider>/<identifier>'."""
     plan: str = ""
     """How the index evaluated the query (for `explain`)."""
+    linkage: dict[str, bytes] = {}
+    """With `linkage` asked: per provider in scope whose subjects have linkage codes, the
+    HyperLogLog registers of its matching subjects (catalogue.domain.linkage.HllSketch)."""
 
 
 class ExactSummary(_Frozen):

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 
 from catalogue.domain.cohort import CohortQuery, Criterion
 from catalogue.domain.harvest import SourceConfig
+from catalogue.domain.linkage import HllSketch
 from catalogue.exceptions import ConfigError
 
 FEDERATED_NODE = "federated-node"
@@ -131,6 +132,33 @@ class WireDataset(BaseModel):
     cell: WireCell
 
 
+class WireSketch(BaseModel):
+    """One provider's HyperLogLog registers of the matching subjects' linkage codes
+    (catalogue.domain.linkage), or why the node withholds them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    provider: str
+    key_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{12}$")
+    """The public name of the federation key the codes were computed with."""
+    registers: str | None = Field(default=None, max_length=32_768)
+    """`HllSketch.encode()`: the compressed register array, base64."""
+    withheld: str | None = Field(default=None, max_length=300)
+
+    @model_validator(mode="after")
+    def _one(self) -> WireSketch:
+        if (self.registers is None) == (self.withheld is None):
+            raise ValueError("a sketch has registers or a reason it is withheld, not both")
+        if self.registers is not None:
+            if self.key_id is None:
+                raise ValueError("a sketch names its federation key")
+            HllSketch.decode(self.registers)  # ValueError when malformed
+        return self
+
+    def sketch(self) -> HllSketch | None:
+        return None if self.registers is None else HllSketch.decode(self.registers)
+
+
 class NodeRequest(BaseModel):
     """What the hub sends: the canonical query (as `CohortQuery.canonical_json` writes it)."""
 
@@ -138,6 +166,8 @@ class NodeRequest(BaseModel):
 
     query: dict[str, Any]
     strata: list[list[str]] = Field(default_factory=list, max_length=4)
+    distinct: bool = False
+    """Whether the hub asks for sketches of the matching subjects (distinct subjects)."""
 
     def cohort_query(self) -> CohortQuery:
         data = dict(self.query)
@@ -155,10 +185,17 @@ class NodeAnswer(BaseModel):
     disclosure: str
     providers: list[WireProvider]
     datasets: list[WireDataset]
+    sketches: list[WireSketch] | None = None
+    """Only when the hub asked for distinct subjects (absent from the body otherwise)."""
+
+    def body(self) -> bytes:
+        """The JSON a node sends (without `sketches` when not asked for)."""
+        exclude = {"sketches"} if self.sketches is None else None
+        return self.model_dump_json(exclude=exclude).encode()
 
 
-def node_request(query: CohortQuery) -> NodeRequest:
-    return NodeRequest(query=json.loads(query.canonical_json()))
+def node_request(query: CohortQuery, distinct: bool = False) -> NodeRequest:
+    return NodeRequest(query=json.loads(query.canonical_json()), distinct=distinct)
 
 
 def features(query: CohortQuery) -> set[str]:

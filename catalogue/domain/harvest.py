@@ -11,6 +11,7 @@ import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from catalogue.domain.identifiers import Pseudonymiser
+from catalogue.domain.linkage import Linkage
 from catalogue.domain.models import Dataset
 
 if TYPE_CHECKING:
@@ -69,6 +70,8 @@ class HarvestContext:
     base_dir: Path
     http: HttpClient
     """The run's HTTP client, through which every request of a harvester goes."""
+    linkage: Linkage | None = None
+    """Linkage codes under the federation key, when the deployment has one (SeriesRows)."""
 
     def resolve(self, path: Path) -> Path:
         return path if path.is_absolute() else self.base_dir / path

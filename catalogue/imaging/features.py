@@ -2,6 +2,8 @@
 
 One row per series. Identifiers are keyed pseudonyms; the record is an allow-list: no name,
 identifier, UID in clear, birth date, exact date, institution or free text is ever part of it.
+With a federation key, `linkage` holds the subject's HyperLogLog contribution under it (a
+register and a rank, catalogue.domain.linkage), never a hash of the identifier.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ SERIES_SCHEMA = pa.schema(
         pa.field("sop_class", pa.string()),
         pa.field("is_annotation", pa.bool_(), nullable=False),
         pa.field("annotated_series", pa.int64()),
+        pa.field("linkage", pa.int32()),
     ]
 )
 """Columns of a series-feature batch, in order."""
@@ -81,8 +84,15 @@ class SeriesRows:
     birth and study dates only serve to compute an age and the study year, then are dropped.
     """
 
-    def __init__(self, pseudonymise: Callable[[str], int], cache_limit: int = 2_000_000) -> None:
+    def __init__(
+        self,
+        pseudonymise: Callable[[str], int],
+        cache_limit: int = 2_000_000,
+        linkage: Callable[[str], int] | None = None,
+    ) -> None:
         self._pseudo = pseudonymise
+        self._linkage = linkage
+        self._last_patient: tuple[str, int | None] = ("", None)
         self._cache: dict[str, int] = {}
         self._cache_limit = cache_limit
         self._rows: dict[str, list[object]] = {f: [] for f in FEATURE_COLUMNS}
@@ -136,7 +146,16 @@ class SeriesRows:
         row["sop_class"].append(_uid(attrs.get("SOPClassUID")))
         row["is_annotation"].append(modality in ANNOTATION_MODALITIES)
         row["annotated_series"].append(self._pseudo(referenced) if referenced else None)
+        row["linkage"].append(self._linkage_code(patient))
         return None
+
+    def _linkage_code(self, patient: str) -> int | None:
+        """The subject's linkage code under the federation key (None without one)."""
+        if self._linkage is None:
+            return None
+        if self._last_patient[0] != patient:  # a patient's series usually come together
+            self._last_patient = (patient, self._linkage(patient))
+        return self._last_patient[1]
 
     def take_tuples(self, columns: tuple[str, ...]) -> list[tuple[object, ...]]:
         """The rows added since the last take, as plain tuples of `columns` (no Arrow)."""

@@ -120,13 +120,15 @@ class CohortIndex(Protocol):
         evidence: bool = False,
         strata_min_subjects: int = 1,
         max_strata_cells: int = 5000,
+        linkage: bool = False,
     ) -> ExactResult:
         """Exact counts for a query (normalised first) per docs/feasibility.md: by provider, by
         dataset and in the strata tables asked for, with each cell's fingerprints (and, with
         `evidence`, subject sketches). `scopes` restricts the (provider, dataset) pairs, as
         resolved from catalogue metadata by the service. Strata tables list by name only the
         values at least `strata_min_subjects` subjects in scope hold (the others are '(other)');
-        more than `max_strata_cells` cells is a QueryError."""
+        more than `max_strata_cells` cells is a QueryError. With `linkage`, each provider whose
+        subjects have linkage codes gets the HyperLogLog registers of its matching subjects."""
         ...
 
     def scopes(self) -> list[tuple[str, str]]:

@@ -33,6 +33,7 @@ __all__ = [
     "disclose",
     "laplace_noise",
     "publish",
+    "publish_estimate",
 ]
 
 Reason = Literal[
@@ -161,6 +162,19 @@ def publish(
             _replace(row, replacements[key], text)
     _complementary(out, cells, groups)
     return {key: PublishedCell(**row) for key, row in out.items()}
+
+
+def publish_estimate(
+    estimate: float, fingerprint: int, rules: DisclosureSettings, secret: bytes, text: str
+) -> DisclosedCount:
+    """One estimated count (distinct subjects across providers) under the same rules as every
+    cell: threshold, zero, rounding, and noise of scale 1 / epsilon keyed by `fingerprint` (the
+    estimated set's sketch). `text` says how it was estimated."""
+    scale = None if rules.epsilon is None else 1 / rules.epsilon
+    noise = None
+    if scale is not None:
+        noise = laplace_noise(secret, noise_label("distinct", scale), fingerprint, scale)
+    return _one(round(estimate), rules, f"{text}; {precision(rules, scale)}", noise)
 
 
 def noise_label(kind: str, scale: float) -> str:

@@ -11,12 +11,13 @@ import hmac
 import json
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 from catalogue.domain.cohort import CellEvidence, CohortQuery, DatasetScope, ExactResult, Stratum
 from catalogue.domain.federation import FederatedNodeSource, read_federated_nodes
+from catalogue.domain.linkage import HllSketch
 from catalogue.domain.models import Dataset, Provider
 from catalogue.domain.principal import Principal as Principal
 from catalogue.exceptions import PrivacyBudgetError, QueryError
@@ -32,6 +33,7 @@ from catalogue.services.disclosure import (
     precision,
     publish,
 )
+from catalogue.services.distinct import NO_KEY, DistinctSubjects, distinct_subjects
 
 Cell = PublishedCell
 """Disclosed subjects, studies and series of one cell of the answer."""
@@ -81,6 +83,12 @@ class Feasibility:
     lower_bound: Published | None = None
     """When the total is incomplete (a provider cell suppressed or unavailable): the sum of
     the published provider counts, a lower bound of the total (None for a kind with none)."""
+    distinct: DistinctSubjects | None = None
+    """When asked for: the disclosed estimate of distinct subjects across providers."""
+    sketches: dict[str, HllSketch] = field(default_factory=dict)
+    """When distinct subjects were asked for: each linked provider's sketch of its matching
+    subjects, for the federation layer only (a node sends it to its hub when allowed); never
+    published by the API."""
 
 
 def _now() -> datetime:
@@ -106,19 +114,26 @@ class FeasibilityService:
         master = view.catalogue.settings.master_secret()
         self._secret = hmac.new(master, b"feasibility-noise", hashlib.sha256).digest()
 
+    @property
+    def noise_secret(self) -> bytes:
+        """The key of this catalogue's deterministic noise (disclosure.publish)."""
+        return self._secret
+
     def run(
         self,
         query: CohortQuery,
         *,
         strata: tuple[tuple[Stratum, ...], ...] = (),
         principal: Principal = ANONYMOUS,
+        distinct: bool = False,
     ) -> Feasibility:
-        """Answer a question; with federated providers, their nodes are asked too."""
+        """Answer a question; with federated providers, their nodes are asked too. With
+        `distinct`, also estimate the distinct subjects across providers."""
         if self.nodes:
             from catalogue.services.federation import run_federated  # it builds on this module
 
-            return run_federated(self, query, strata=strata, principal=principal)
-        return self.run_local(query, strata=strata, principal=principal)
+            return run_federated(self, query, strata=strata, principal=principal, distinct=distinct)
+        return self.run_local(query, strata=strata, principal=principal, distinct=distinct)
 
     def run_local(
         self,
@@ -126,6 +141,7 @@ class FeasibilityService:
         *,
         strata: tuple[tuple[Stratum, ...], ...] = (),
         principal: Principal = ANONYMOUS,
+        distinct: bool = False,
     ) -> Feasibility:
         """Answer from this catalogue's own cohort index."""
         query = query.normalised()
@@ -141,6 +157,7 @@ class FeasibilityService:
             evidence=differencing,
             strata_min_subjects=rules.threshold,
             max_strata_cells=rules.max_strata_cells,
+            linkage=distinct,
         )
         cells, groups = _cells(exact)
         tables = 3 + len(strata)
@@ -167,12 +184,17 @@ class FeasibilityService:
         )
         cost = 0.0 if free or rules.epsilon is None else rules.epsilon
         released = {k: v for k, v in sketches.items() if not published[k].subjects.suppressed}
+        linked = {p: HllSketch(r) for p, r in exact.linkage.items()}
+        estimate = None
+        if distinct:
+            missing = {p: NO_KEY for p in exact.by_provider if p not in linked}
+            estimate = distinct_subjects(linked, missing, rules, self._secret)
         try:
             self.audit.record(
                 principal.user,
                 principal.project,
                 query_json,
-                published_json(published),
+                published_json(published, **distinct_json(estimate)),
                 cost,
                 "answered",
                 release,
@@ -193,7 +215,8 @@ class FeasibilityService:
                 now,
             )
             raise
-        return self._answer(query, exact, published, strata, cost, tables)
+        answer = self._answer(query, exact, published, strata, cost, tables)
+        return replace(answer, distinct=estimate, sketches=linked)
 
     def _answer(
         self,
@@ -391,6 +414,13 @@ def _values(cell: Cell, replaced: Published | None) -> Published:
     if replaced is not None:
         return replaced
     return (cell.subjects.value, cell.studies.value, cell.series.value)
+
+
+def distinct_json(estimate: DistinctSubjects | None) -> dict[str, object]:
+    """The distinct-subjects estimate as the audit log records it beside the cells."""
+    if estimate is None:
+        return {}
+    return {"distinct": {"value": estimate.estimate.value, "providers": estimate.providers}}
 
 
 def published_json(published: Mapping[str, Cell], **extra: object) -> str:

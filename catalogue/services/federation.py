@@ -12,7 +12,7 @@ import secrets
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 from pydantic import ValidationError
@@ -39,11 +39,13 @@ from catalogue.services.disclosure import (
     PublishedCell,
     Reason,
 )
+from catalogue.services.distinct import DistinctSubjects, distinct_subjects
 from catalogue.services.feasibility import (
     ANONYMOUS,
     Explanation,
     Feasibility,
     FeasibilityService,
+    distinct_json,
     published_json,
 )
 
@@ -67,6 +69,7 @@ def run_federated(
     *,
     strata: tuple[tuple[Stratum, ...], ...] = (),
     principal: Principal = ANONYMOUS,
+    distinct: bool = False,
 ) -> Feasibility:
     """`FeasibilityService.run` for a catalogue with federated providers."""
     query = query.normalised()
@@ -80,7 +83,7 @@ def run_federated(
         providers = [p for p in providers if owners.get(p, set()) & set(scope.datasets)]
     federated = [p for p in providers if p in service.nodes]
     if not federated:
-        return service.run_local(query, strata=strata, principal=principal)
+        return service.run_local(query, strata=strata, principal=principal, distinct=distinct)
     if strata:
         raise QueryError("strata tables are not yet answered across federated providers")
     central = [p for p in providers if p not in service.nodes]
@@ -93,14 +96,47 @@ def run_federated(
     pool = ThreadPoolExecutor(max_workers=len(federated), thread_name_prefix="federation")
     started = time.monotonic()
     try:  # a node that hangs is left to its own httpx timeout, not waited for here
-        asked = {p: pool.submit(ask_node, service.nodes[p], narrowed([p])) for p in federated}
-        local = service.run_local(narrowed(central), principal=principal) if central else None
+        asked = {
+            p: pool.submit(ask_node, service.nodes[p], narrowed([p]), distinct) for p in federated
+        }
+        local = None
+        if central:
+            local = service.run_local(narrowed(central), principal=principal, distinct=distinct)
         outcomes = collect(asked, {p: service.nodes[p].timeout for p in federated}, started)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
     answer = _merged(service, query, local, outcomes)
+    if distinct:
+        answer = replace(answer, distinct=_distinct(service, local, outcomes))
     _record(service, answer, principal)
     return answer
+
+
+def _distinct(
+    service: FeasibilityService, local: Feasibility | None, outcomes: dict[str, NodeOutcome]
+) -> DistinctSubjects:
+    """The union of the sketches counted here and those the nodes sent: only sketches under one
+    federation key merge (the hub's own, else the first a node names)."""
+    sketches = dict(local.sketches) if local else {}
+    missing = dict(local.distinct.missing) if local and local.distinct else {}
+    linker = service.view.catalogue.settings.linker()
+    key = linker.key_id if linker else None
+    for provider_id, outcome in sorted(outcomes.items()):
+        if outcome.answer is None:
+            missing[provider_id] = f"unavailable: {outcome.reason or 'no answer'}"
+            continue
+        sent = [s for s in outcome.answer.sketches or () if s.provider == provider_id]
+        wire = sent[0] if sent else None
+        sketch = wire.sketch() if wire else None
+        if wire is None or sketch is None:
+            withheld = wire.withheld if wire else None
+            missing[provider_id] = f"the node sent no sketch ({withheld or 'not asked'})"
+        elif key is not None and wire.key_id != key:
+            missing[provider_id] = "the node's sketch is under another federation key"
+        else:
+            key = wire.key_id
+            sketches[provider_id] = sketch
+    return distinct_subjects(sketches, missing, service.rules, service.noise_secret)
 
 
 def _record(service: FeasibilityService, answer: Feasibility, principal: Principal) -> None:
@@ -109,7 +145,7 @@ def _record(service: FeasibilityService, answer: Feasibility, principal: Princip
     cells = {"total": answer.total}
     cells.update({f"provider:{p.id}": c for p, c in answer.by_provider})
     cells.update({f"dataset:{d.provider_id}/{d.identifier}": c for d, c in answer.by_dataset})
-    text = published_json(cells, unavailable=answer.unavailable)
+    text = published_json(cells, unavailable=answer.unavailable, **distinct_json(answer.distinct))
     query_json = answer.query.canonical_json()
     key = "federated:" + hashlib.sha256(f"{query_json}\n{text}".encode()).hexdigest()
     service.audit.record(
@@ -125,13 +161,13 @@ def _record(service: FeasibilityService, answer: Feasibility, principal: Princip
     )
 
 
-def ask_node(node: FederatedNodeSource, query: CohortQuery) -> NodeOutcome:
+def ask_node(node: FederatedNodeSource, query: CohortQuery, distinct: bool = False) -> NodeOutcome:
     """POST the query to a node; any failure becomes a reason, never an exception."""
     headers = {"User-Agent": f"cancer-imaging-catalogue/{__version__} (federation hub)"}
     token = node.bearer()
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    body = node_request(query).model_dump(mode="json")
+    body = node_request(query, distinct).model_dump(mode="json", exclude_defaults=True)
     nonce = secrets.token_hex(16)  # signed back by the node: an old answer cannot be replayed
     headers[NONCE_HEADER] = nonce
     try:

@@ -16,12 +16,14 @@ from catalogue.domain.federation import (
     WireCount,
     WireDataset,
     WireProvider,
+    WireSketch,
     features,
 )
 from catalogue.domain.principal import Principal
 from catalogue.exceptions import PermissionDeniedError
 from catalogue.services.disclosure import DisclosedCount, PublishedCell
-from catalogue.services.feasibility import FeasibilityService
+from catalogue.services.distinct import NO_KEY
+from catalogue.services.feasibility import Feasibility, FeasibilityService
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +62,8 @@ def answer_hub(
         raise PermissionDeniedError(reason)
     log.info("hub request: %s %s", principal.user, query_json)
     strata = tuple(tuple(Stratum(d) for d in dims) for dims in request.strata)
-    answer = service.run(query, strata=strata, principal=principal)  # audited there
+    distinct = request.distinct and settings.sketches
+    answer = service.run(query, strata=strata, principal=principal, distinct=distinct)  # audited
     return NodeAnswer(
         disclosure=answer.explanation.disclosure,
         providers=[WireProvider(id=p.id, cell=wire_cell(c)) for p, c in answer.by_provider],
@@ -68,7 +71,32 @@ def answer_hub(
             WireDataset(provider=d.provider_id, identifier=d.identifier, cell=wire_cell(c))
             for d, c in answer.by_dataset
         ],
+        sketches=wire_sketches(answer, settings, service) if request.distinct else None,
     )
+
+
+def wire_sketches(
+    answer: Feasibility, settings: NodeSettings, service: FeasibilityService
+) -> list[WireSketch]:
+    """Each provider's sketch for the hub, or why it is withheld: the node does not send
+    sketches, has no federation key, or its own rules suppress the provider's count (a sketch
+    tells roughly how many subjects it holds)."""
+    linker = service.view.catalogue.settings.linker()
+    out = []
+    for provider, cell in answer.by_provider:
+        sketch = answer.sketches.get(provider.id)
+        if not settings.sketches:
+            out.append(WireSketch(provider=provider.id, withheld="this node sends no sketches"))
+        elif sketch is None or linker is None:
+            out.append(WireSketch(provider=provider.id, withheld=NO_KEY))
+        elif cell.subjects.suppressed:
+            withheld = "the count is suppressed under the node's rules"
+            out.append(WireSketch(provider=provider.id, withheld=withheld))
+        else:
+            out.append(
+                WireSketch(provider=provider.id, key_id=linker.key_id, registers=sketch.encode())
+            )
+    return out
 
 
 def wire_count(count: DisclosedCount) -> WireCount:

@@ -33,6 +33,7 @@ from catalogue.domain.identifiers import (
     summary_prefix,
 )
 from catalogue.domain.identifiers import provider_graph as provider_graph_name
+from catalogue.domain.linkage import Linkage
 from catalogue.domain.models import Dataset, DatasetSummary, Provider
 from catalogue.exceptions import CatalogueError, ConfigError
 from catalogue.net.http import HttpClient
@@ -107,6 +108,7 @@ class _Run:
     run_id: int
     progress: ProgressHook | None
     allow_deletions: bool
+    linkage: Linkage | None = None
 
 
 def _harvest_source(
@@ -131,6 +133,7 @@ def _harvest_source(
             pseudonymise=pseudonymiser,
             base_dir=catalogue.settings.data_dir,
             http=http,
+            linkage=run.linkage,
         )
         sink = _Sink(catalogue, provider.id, source_id, run.progress, writer)
         done = harvester.harvest(source, ctx, sink)
@@ -184,7 +187,13 @@ def harvest(
     started = time.perf_counter()
     report = HarvestReport()
     master = catalogue.settings.master_secret()
-    run = _Run(catalogue, catalogue.log.start_run(), progress, allow_deletions)
+    run = _Run(
+        catalogue,
+        catalogue.log.start_run(),
+        progress,
+        allow_deletions,
+        catalogue.settings.linker(),
+    )
     report.run_id = run.run_id
     if started_run is not None:
         started_run(run.run_id)

@@ -26,6 +26,7 @@ from catalogue.domain.cohort import (
     StudyCriteria,
     SubjectCriteria,
 )
+from catalogue.domain.linkage import MAX_RANK, RANK_BITS, HllSketch
 from catalogue.imaging.features import ANNOTATION_MODALITIES, SERIES_SCHEMA
 from catalogue.index.duckdb import DuckDBCohortIndex
 from tests.reference.cohort_reference import evaluate
@@ -336,6 +337,48 @@ def test_equivalent_forms_count_alike(
         )
         assert_same(evaluate(rows, dual, strata=strata), expected)
         assert_same(shared_index.count(dual, strata=strata), expected)
+
+
+def linkage_code(subject: int) -> int:
+    """A subject id's linkage code here: register = the id, so that each register is one
+    subject's, and a rank drawn from the id."""
+    return subject << RANK_BITS | (subject * 7 % MAX_RANK + 1)
+
+
+@PROPERTY
+@given(
+    rows=tables(),
+    query=queries(),
+    pairs=explicit_scopes,
+    linked=st.sets(st.sampled_from(["p1", "p2"])),
+)
+def test_linkage_registers_hold_exactly_the_matching_subjects(
+    shared_index: DuckDBCohortIndex,
+    rows: list[Row],
+    query: CohortQuery,
+    pairs: frozenset[tuple[str, str]] | None,
+    linked: set[str],
+) -> None:
+    """With one register per subject id, a linked provider's registers are set exactly for
+    as many subjects as the reference counts there, each with its subject's rank; providers
+    harvested without linkage codes get no registers."""
+    assume(positive_study_leaves(query) <= MAX_POSITIVE_STUDY_LEAVES)
+    coded = [
+        {**r, "linkage": linkage_code(r["subject"]) if r["provider"] in linked else None}
+        for r in rows
+    ]
+    load(shared_index, coded)
+    got = shared_index.count(query, scopes=pairs, linkage=True)
+    expected = evaluate(rows, query, scopes=pairs)
+    assert_same(got, expected)
+    assert set(got.linkage) == linked & set(expected.by_provider)
+    ranks = {linkage_code(s) >> RANK_BITS: linkage_code(s) & 63 for s in range(1, 7)}
+    for provider, registers in got.linkage.items():
+        sketch = HllSketch(registers)
+        held = {i: rank for i, rank in enumerate(sketch.registers) if rank}
+        assert len(held) == expected.by_provider[provider].subjects
+        assert all(ranks[i] == rank for i, rank in held.items())
+        assert round(sketch.estimate()) == expected.by_provider[provider].subjects
 
 
 # -- hand-worked cases ---------------------------------------------------------------------------

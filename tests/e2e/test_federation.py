@@ -27,14 +27,16 @@ import yaml
 from fastapi.testclient import TestClient
 
 from catalogue.api.app import create_app
-from catalogue.config import AuthSettings, Settings, load_providers
+from catalogue.config import AuthSettings, LinkageSettings, Settings, load_providers
 from catalogue.domain.cohort import CohortQuery
 from catalogue.domain.federation import (
     NONCE_HEADER,
     SIGNATURE_HEADER,
     FederatedNodeSource,
+    NodeRequest,
     node_signature,
 )
+from catalogue.domain.linkage import MAX_RANK, REGISTERS, HllSketch
 from catalogue.domain.principal import Role
 from catalogue.services.api_tokens import ApiTokenStore
 from catalogue.services.catalogue_view import CatalogueView
@@ -43,14 +45,24 @@ from catalogue.services.ingest import harvest
 from catalogue.services.runtime import Catalogue, open_catalogue
 from tests.conftest import EXACT, NO_RATE_LIMITS, require
 from tests.http_server import LocalServer, Reply, Request
+from tests.reference.idc_sql import matching_patients
 from tests.services.process import start_catalogue_serve, stop, wait_serving
 
-NODES = {"node-a": "thoracic", "node-b": "breast", "node-c": "genitourinary"}
+MIRROR = "thoracic-mirror"
+"""A provider holding a copy of the thoracic slice: the same patients at two nodes."""
+NODES = {
+    "node-a": "thoracic",
+    "node-b": "breast",
+    "node-c": "genitourinary",
+    "node-d": MIRROR,
+}
 CENTRAL = ("abdominal", "neuro-head-neck")
 PROVIDERS = (*NODES.values(), *CENTRAL)
 SLICE_SERIES = 2500
 """Each provider keeps its smallest collections up to about this many series."""
 SECRET = "federation-test-secret-0123456789"
+LINKAGE_KEY = "federation-key-agreed-by-the-providers"
+"""The federation key every provider here computes linkage codes with."""
 TIMEOUT = 3.0
 
 EXACT_ENV = {
@@ -101,6 +113,8 @@ class Federation:
     nodes: dict[str, Node]
     datasets: dict[str, list[str]]
     """The collections each provider's slice holds."""
+    demo: Path
+    """The IDC demo folder (its collections.csv maps collections to providers)."""
 
 
 def _slice(demo: Path, out: Path) -> tuple[dict[str, dict[str, Any]], dict[str, list[str]]]:
@@ -148,6 +162,28 @@ def _slice(demo: Path, out: Path) -> tuple[dict[str, dict[str, Any]], dict[str, 
     return entries, kept
 
 
+def _mirror(entries: dict[str, dict[str, Any]], kept: dict[str, list[str]], out: Path) -> None:
+    """Add MIRROR: the thoracic slice's patients and catalogue again, under its own IRIs."""
+    source, folder = out / "thoracic", out / MIRROR
+    folder.mkdir()
+    shutil.copy(source / "series.parquet", folder / "series.parquet")
+    catalog = (source / "catalog.ttl").read_text(encoding="utf-8")
+    (folder / "catalog.ttl").write_text(
+        catalog.replace("/demo/thoracic", f"/demo/{MIRROR}"), encoding="utf-8"
+    )
+    entries[MIRROR] = {
+        **entries["thoracic"],
+        "id": MIRROR,
+        "name": "Thoracic Imaging Mirror",
+        "homepage": f"https://w3id.org/cancer-imaging-catalogue/demo/{MIRROR}",
+        "sources": [
+            {**source_entry, "path": str(folder / Path(source_entry["path"]).name)}
+            for source_entry in entries["thoracic"]["sources"]
+        ],
+    }
+    kept[MIRROR] = list(kept["thoracic"])
+
+
 def _write(path: Path, providers: list[dict[str, Any]]) -> Path:
     path.write_text(yaml.safe_dump({"providers": providers}, sort_keys=False))
     return path
@@ -161,6 +197,7 @@ def _settings(data_dir: Path, providers: Path | None = None) -> Settings:
         disclosure=EXACT,
         auth=AuthSettings(disabled=True),
         limits=NO_RATE_LIMITS,
+        linkage=LinkageSettings(key=LINKAGE_KEY),
     )
 
 
@@ -184,6 +221,8 @@ def _start_node(root: Path, name: str, entry: dict[str, Any], extra: dict[str, s
         "CATALOGUE_NODE__ENABLED": "true",
         "CATALOGUE_NODE__RESPONSE_KEY": _node_key(name),
         "CATALOGUE_NODE__TRAFFIC_LOG": str(root / f"{name}-traffic.jsonl"),
+        "CATALOGUE_LINKAGE__KEY": LINKAGE_KEY,
+        "CATALOGUE_NODE__SKETCHES": "true",
         **extra,
     }
     process, url = start_catalogue_serve(data_dir, settings, root / f"{name}.log")
@@ -204,13 +243,19 @@ def federation(
         require(request.config, False, f"idc-index-data is not installed ({exc})")
         raise
     root = tmp_path_factory.mktemp("federation")
-    entries, kept = _slice(Path(build(root / "demo")).parent, root / "slices")
+    demo = Path(build(root / "demo")).parent
+    entries, kept = _slice(demo, root / "slices")
+    _mirror(entries, kept, root / "slices")
     nodes: dict[str, Node] = {}
     opened: list[Catalogue] = []
     try:
         for name, provider in NODES.items():
-            extra = {  # node-b refuses diagnosis criteria; node-c serves nothing but node routes
-                "node-b": {"CATALOGUE_NODE__REFUSE": '["diagnosis"]'},
+            extra = {  # node-b refuses diagnosis criteria and sends no sketches; node-c serves
+                # nothing but node routes
+                "node-b": {
+                    "CATALOGUE_NODE__REFUSE": '["diagnosis"]',
+                    "CATALOGUE_NODE__SKETCHES": "false",
+                },
                 "node-c": {"CATALOGUE_NODE__EXCLUSIVE": "true"},
             }.get(name, {})
             nodes[name] = _start_node(root, name, entries[provider], extra)
@@ -243,7 +288,7 @@ def federation(
             TestClient(create_app(hub.settings, hub)) as client,
             TestClient(create_app(reference.settings, reference)) as reference_client,
         ):
-            yield Federation(reference, hub, client, reference_client, nodes, kept)
+            yield Federation(reference, hub, client, reference_client, nodes, kept, demo)
     finally:
         for node in nodes.values():
             node.process.terminate()  # all at once, then each waited for
@@ -382,7 +427,7 @@ def test_nodes_that_hang_fail_or_refuse_the_credential_are_unavailable(
     hanging, failing = LocalServer().start(), LocalServer().start()
     hanging.route("/federation/feasibility", Reply(b"{}", delay=30, content_type="text/plain"))
     failing.route("/federation/feasibility", Reply(b"boom", 500, "text/plain"))
-    good = federation.nodes["node-c"]
+    good, mirror = federation.nodes["node-c"], federation.nodes["node-d"]
     wrong = federation.nodes["node-a"]
     try:
         nodes = {
@@ -392,6 +437,9 @@ def test_nodes_that_hang_fail_or_refuse_the_credential_are_unavailable(
             "breast": FederatedNodeSource(kind="federated-node", url=failing.url, timeout=TIMEOUT),
             "genitourinary": FederatedNodeSource(
                 kind="federated-node", url=good.url, token=good.token, timeout=TIMEOUT
+            ),
+            MIRROR: FederatedNodeSource(
+                kind="federated-node", url=mirror.url, token=mirror.token, timeout=TIMEOUT
             ),
         }
         service = FeasibilityService(CatalogueView(federation.hub), nodes=nodes)
@@ -570,6 +618,83 @@ def test_the_hub_refuses_answers_not_signed_by_the_node(federation: Federation) 
             server.stop()
 
 
+DISTINCT = """query($q: FeasibilityQuery!) {
+  feasibility(query: $q, distinctSubjects: true, explain: true) {
+  byProvider { provider { id } subjects { value } } explanation { normalisedQuery }
+  distinctSubjects { estimate { value suppressed precision } relativeError lower upper
+    providers { id } leftOut { provider { id } reason } } } }"""
+
+LINKED = ("thoracic", MIRROR, "genitourinary", "abdominal", "neuro-head-neck")
+"""The providers whose subjects the hub's estimate counts: all but breast, whose node sends
+no sketches."""
+
+
+def _true_distinct(federation: Federation, normalised: dict[str, Any], providers: set[str]) -> int:
+    """Distinct PatientIDs among the matching subjects of `providers`' slices, by plain SQL over
+    the raw IDC table (the mirror's patients are the thoracic slice's), for the question as the
+    API normalised it."""
+    from examples.demo.idc import idc_paths
+
+    real = {"thoracic" if p == MIRROR else p for p in providers}
+    scopes = [(p, c) for p in real for c in federation.datasets[p]]
+    domain = NodeRequest(query=normalised).cohort_query()
+    with duckdb.connect() as con:
+        matched = matching_patients(
+            con, idc_paths()[0], federation.demo / "collections.csv", domain, scopes
+        )
+    return len({patient for provider, patient in matched if provider in real})
+
+
+def _distinct(client: TestClient, query: dict[str, Any]) -> dict[str, Any]:
+    response = client.post("/graphql", json={"query": DISTINCT, "variables": {"q": query}})
+    body = response.json()
+    assert response.status_code == 200 and "errors" not in body, body
+    result: dict[str, Any] = body["data"]["feasibility"]
+    return result
+
+
+def test_distinct_subjects_across_overlapping_providers_are_estimated_within_the_bound(
+    federation: Federation,
+) -> None:
+    queries: list[dict[str, Any]] = [
+        {},
+        {"subject": {"sex": ["FEMALE"]}},
+        {"series": [{"modality": ["CT"]}]},
+        {"subject": {"ageMin": 50, "ageMax": 70}},
+        {"where": {"not": {"series": {"modality": ["CT"]}}}},
+        {"datasets": {"providers": list(LINKED)}, "series": [{"modality": ["PT"]}]},
+    ]
+    overlapping = 0
+    for query in queries:
+        for client, counted, left_out in (
+            (federation.client, set(LINKED), {"breast"}),  # the hub: 4 nodes, 2 central
+            (federation.reference_client, {*LINKED, "breast"}, set()),  # all central
+        ):
+            scope = query.get("datasets", {}).get("providers")
+            if scope:
+                counted, left_out = counted & set(scope), left_out & set(scope)
+            got = _distinct(client, query)
+            found = got["distinctSubjects"]
+            assert {p["id"] for p in found["providers"]} == counted, query
+            reasons = {o["provider"]["id"]: o["reason"] for o in found["leftOut"]}
+            assert set(reasons) == left_out
+            assert all("sends no sketches" in r for r in reasons.values()), reasons
+            normalised = got["explanation"]["normalisedQuery"]
+            truth = _true_distinct(federation, normalised, counted)
+            estimate = found["estimate"]["value"]
+            bound = found["relativeError"] * truth + 1  # + 1: the estimate is rounded
+            assert abs(estimate - truth) <= bound, (query, estimate, truth)
+            assert found["lower"] <= truth
+            assert (found["upper"] is None) == bool(left_out)
+            assert found["upper"] is None or truth <= found["upper"]
+            counts = {p["provider"]["id"]: p["subjects"]["value"] for p in got["byProvider"]}
+            naive = sum(counts[p] for p in counted)
+            if counts["thoracic"]:  # the mirror's patients are counted twice in the sum
+                assert naive - truth >= counts["thoracic"] > bound
+                overlapping += 1
+    assert overlapping >= 8
+
+
 # Keep this test last: it reads what the nodes sent during every test above.
 
 UID = re.compile(r"\d+(?:\.\d+){3,}")
@@ -621,6 +746,24 @@ def _check_cell(cell: Any, most: int) -> None:
         _check_count(count, most)
 
 
+def _check_sketch(sketch: dict[str, Any], node: Node) -> int:
+    """A sketch entry: its provider, the federation key's public name and a register array of
+    ranks (decoded: HllSketch refuses anything else), or why it is withheld. The registers'
+    text is then blanked, so that the scan for identifiers reads every other string."""
+    assert sketch["provider"] == node.provider
+    registers = sketch.get("registers")
+    if registers is None:
+        assert set(sketch) == {"provider", "key_id", "registers", "withheld"}, sketch
+        assert sketch["withheld"] and sketch["key_id"] is None
+        return 0
+    assert set(sketch) == {"provider", "key_id", "registers", "withheld"}, sketch
+    assert sketch["withheld"] is None and re.fullmatch(r"[0-9a-f]{12}", sketch["key_id"])
+    decoded = HllSketch.decode(registers).registers
+    assert len(decoded) == REGISTERS and max(decoded) <= MAX_RANK
+    sketch["registers"] = ""
+    return 1
+
+
 def test_every_response_a_node_sent_holds_only_aggregates(federation: Federation) -> None:
     for node in federation.nodes.values():
         patients, uids, rows = _slice_identifiers(node)
@@ -629,6 +772,7 @@ def test_every_response_a_node_sent_holds_only_aggregates(federation: Federation
         answers = [line for line in lines if line["status"] == 200]
         assert len(answers) >= len(_queries(federation.datasets)), node.name  # it did record
         disclosures = set()
+        sketched = 0
         for line in lines:
             assert set(line) == {"path", "status", "body"}
             assert line["path"] == "/federation/feasibility"
@@ -636,8 +780,10 @@ def test_every_response_a_node_sent_holds_only_aggregates(federation: Federation
             if line["status"] != 200:  # a refusal: the REST error body, a message and a code
                 assert line["status"] in (401, 403) and set(body) == {"error", "code"}, body
             else:
-                assert set(body) == {"disclosure", "providers", "datasets"}, body
+                assert set(body) - {"sketches"} == {"disclosure", "providers", "datasets"}, body
                 disclosures.add(body["disclosure"])
+                for sketch in body.get("sketches", []):
+                    sketched += _check_sketch(sketch, node)
                 assert [p["id"] for p in body["providers"]] in ([], [node.provider])
                 for provider in body["providers"]:
                     assert set(provider) == {"id", "cell"}
@@ -652,3 +798,4 @@ def test_every_response_a_node_sent_holds_only_aggregates(federation: Federation
                 assert not any(p in text for p in patients), (node.name, text)
             assert not any(u in line["body"] for u in uids)
         assert len(disclosures) == 1, disclosures  # the node's rules, the same in every answer
+        assert (sketched > 0) == (node.name != "node-b"), node.name  # node-b sends none

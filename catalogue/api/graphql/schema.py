@@ -27,6 +27,7 @@ from catalogue.api.graphql.types import (
     DatasetEdge,
     DatasetFilter,
     DatasetOrder,
+    DistinctSubjects,
     Explanation,
     Facet,
     FacetField,
@@ -175,6 +176,7 @@ class Query:
         query: FeasibilityQuery,
         strata: list[list[StratumValue]] | None = None,
         explain: bool = False,
+        distinct_subjects: bool = False,
     ) -> FeasibilityResult:
         try:
             domain_query = query.to_domain()
@@ -184,7 +186,13 @@ class Query:
         service: FeasibilityService = info.context.feasibility
         tables = tuple(tuple(Stratum(d.value) for d in dims) for dims in strata or ())
         answer = await asyncio.to_thread(
-            partial(service.run, domain_query, strata=tables, principal=info.context.principal)
+            partial(
+                service.run,
+                domain_query,
+                strata=tables,
+                principal=info.context.principal,
+                distinct=distinct_subjects,
+            )
         )
         explained = answer.explanation
         return FeasibilityResult(
@@ -203,6 +211,9 @@ class Query:
                 for table in answer.strata
             ],
             lower_bound=count_bounds(answer.lower_bound),
+            distinct_subjects=DistinctSubjects.of(answer.distinct, info.context.view)
+            if answer.distinct
+            else None,
             explanation=Explanation(
                 normalised_query=explained.normalised_query,
                 plan=explained.plan,

@@ -28,7 +28,8 @@ from catalogue.domain.cohort import (
 from catalogue.exceptions import QueryError
 from catalogue.ontology.facets import concept_facets
 from catalogue.ontology.vocabulary import Concept as VocabularyConcept
-from catalogue.services import search
+from catalogue.services import distinct, search
+from catalogue.services.catalogue_view import CatalogueView
 from catalogue.services.disclosure import DisclosedCount
 from catalogue.services.feasibility import Cell, Feasibility
 
@@ -495,6 +496,48 @@ class Explanation:
     epsilon_spent: float = strawberry.field(description="Privacy budget this answer used.")
 
 
+@strawberry.type(description="A provider the distinct-subjects estimate leaves out, and why.")
+class LeftOut:
+    provider: Provider
+    reason: str
+
+
+@strawberry.type(
+    description="How many distinct subjects match across providers, estimated from HyperLogLog "
+    "sketches of linkage codes under the federation key the providers agreed on "
+    "(docs/federation.md); disclosed under the same rules as every count."
+)
+class DistinctSubjects:
+    estimate: Count
+    relative_error: float = strawberry.field(
+        description="The stated relative error of the estimate before rounding and noise "
+        "(three standard errors)."
+    )
+    lower: int | None = strawberry.field(description="A lower bound; null when suppressed.")
+    upper: int | None = strawberry.field(
+        description="An upper bound; null when suppressed or when a provider is left out."
+    )
+    providers: list[Provider] = strawberry.field(description="The providers it counts.")
+    left_out: list[LeftOut] = strawberry.field(
+        description="Providers in scope it does not count (no federation key, a node that "
+        "sends no sketch or did not answer)."
+    )
+
+    @classmethod
+    def of(cls, found: distinct.DistinctSubjects, view: CatalogueView) -> DistinctSubjects:
+        return cls(
+            estimate=Count.of(found.estimate),
+            relative_error=found.relative_error,
+            lower=found.lower,
+            upper=found.upper,
+            providers=[Provider.of(view.provider(p)) for p in found.providers],
+            left_out=[
+                LeftOut(provider=Provider.of(view.provider(p)), reason=why)
+                for p, why in found.missing.items()
+            ],
+        )
+
+
 @strawberry.type(description="Disclosure-controlled counts of a feasibility question.")
 class FeasibilityResult:
     subjects: Count
@@ -508,6 +551,11 @@ class FeasibilityResult:
         default=None,
         description="Set when the total is suppressed because a provider's counts are "
         "suppressed or unavailable: the sum of the published provider counts.",
+    )
+    distinct_subjects: DistinctSubjects | None = strawberry.field(
+        default=None,
+        description="Asked for with `distinctSubjects: true`: the subjects counted once "
+        "however many providers hold them (the total adds up the providers' counts).",
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
 from catalogue.api.authz import require
 from catalogue.config import NodeSettings
@@ -17,14 +17,16 @@ from catalogue.services.federation_node import answer_hub
 def router(settings: NodeSettings) -> APIRouter:
     routes = APIRouter(tags=["federation"])
 
-    @routes.post("/federation/feasibility")
+    @routes.post("/federation/feasibility", response_model=NodeAnswer)
     def feasibility(
         body: NodeRequest,
         request: Request,
         caller: Annotated[Principal, Depends(require(Role.HUB))],
-    ) -> NodeAnswer:
+    ) -> Response:
         """Disclosure-controlled counts of one normalised query, per provider and dataset,
-        under this node's own rules; 403 with the reason when the node refuses the question."""
-        return answer_hub(request.app.state.context.feasibility, body, caller, settings)
+        under this node's own rules (with sketches when asked and allowed); 403 with the
+        reason when the node refuses the question."""
+        answer = answer_hub(request.app.state.context.feasibility, body, caller, settings)
+        return Response(answer.body(), media_type="application/json")
 
     return routes

@@ -36,6 +36,7 @@ from catalogue.domain.cohort import (
     Stratum,
     StratumCell,
 )
+from catalogue.domain.linkage import HllSketch
 from catalogue.exceptions import QueryError, StoreError
 from catalogue.imaging.features import SERIES_SCHEMA
 from catalogue.index.duckdb.compiler import ANNOTATION_KINDS, Scope, compile_count
@@ -227,6 +228,12 @@ WITH d AS (
 SELECT d.*, c.provider FROM d JOIN cells AS c USING (cell) ORDER BY d.dsub
 """,
     "CREATE OR REPLACE TABLE spanners AS SELECT * FROM subjects WHERE multi",
+    """
+CREATE OR REPLACE TABLE linkage AS
+SELECT c.pid, s.subject, max(s.linkage) AS code
+FROM series AS s JOIN cells AS c USING (provider, dataset)
+WHERE s.linkage IS NOT NULL GROUP BY c.pid, s.subject
+""",
     "DROP TABLE keyed_rows",
 )
 """Renew the keys and roll-ups from the rows (every write, in its transaction): `cells`
@@ -234,8 +241,9 @@ SELECT d.*, c.provider FROM d JOIN cells AS c USING (cell) ORDER BY d.dsub
 spans datasets of the provider, whether it is the only study with its id in its cell (d_one),
 in its provider (p_one) and at all (v_one), its row count n and series fingerprint x); `facts`
 (the rows grouped by study and every column a criterion reads, with `annotated`, n and x); and
-`subjects` (one row per dsub: keys, provider, subject, sex, distinct known ages, multi), and
-`spanners`, those of subjects spanning datasets."""
+`subjects` (one row per dsub: keys, provider, subject, sex, distinct known ages, multi),
+`spanners`, those of subjects spanning datasets, and `linkage`, each subject's linkage code
+(catalogue.domain.linkage) where it has one."""
 
 _GENERATION = "CREATE OR REPLACE TABLE cohort_layout AS SELECT $1 AS layout, $2 AS generation"
 """Marks the roll-ups with their layout and a new generation (cached readings of them are
@@ -288,10 +296,11 @@ class DuckDBCohortIndex:
             for row in self._con.execute(
                 "SELECT table_name FROM information_schema.tables "
                 "WHERE table_name IN "
-                "('cells', 'studies', 'subjects', 'spanners', 'facts', 'cohort_layout')"
+                "('cells', 'studies', 'subjects', 'spanners', 'facts', 'linkage', "
+                "'cohort_layout')"
             ).fetchall()
         }
-        stale = len(tables) < 6
+        stale = len(tables) < 7
         if not stale:
             row = self._con.execute(_KEYS_STALE, [_LAYOUT]).fetchone()
             stale = bool(row and row[0])
@@ -396,6 +405,7 @@ class DuckDBCohortIndex:
         evidence: bool = False,
         strata_min_subjects: int = 1,
         max_strata_cells: int = 5000,
+        linkage: bool = False,
     ) -> ExactResult:
         query = query.normalised()
         tree = query.criterion()
@@ -424,12 +434,16 @@ class DuckDBCohortIndex:
                 spanning=layout.spanning(scope),
                 shared=layout.sharing(scope),
                 shared_subjects=layout.sharing_subjects(scope),
+                linkage=linkage and bool(layout.linked),
             )
             try:
                 rows = con.execute(compiled.sql, compiled.params).fetchall()
             except duckdb.Error as exc:
                 raise StoreError(f"the cohort index could not answer the query: {exc}") from exc
-        return _assemble(layout.named(rows), pairs, strata, domains, "; ".join(compiled.plan))
+        linked = {p for p, _ in pairs if layout.pids[p] in layout.linked} if linkage else set()
+        return _assemble(
+            layout.named(rows), pairs, strata, domains, "; ".join(compiled.plan), linked
+        )
 
     def _expansions(self, tree: Criterion) -> dict[str, frozenset[tuple[str, str]]]:
         """Concept values (CURIEs) of body part and modality criteria -> the (provider, raw
@@ -462,6 +476,7 @@ class DuckDBCohortIndex:
                 "SELECT DISTINCT cell FROM studies WHERE NOT (d_one AND p_one AND v_one)"
             ).fetchall()
             namesakes = con.execute("SELECT DISTINCT cell FROM studies WHERE NOT s_one")
+            linked = con.execute("SELECT DISTINCT pid FROM linkage").fetchall()
             cached = self._layout_cache = _Layout(
                 generation=generation,
                 cells=[(str(p), str(d)) for _, _, p, d in rows],
@@ -469,6 +484,7 @@ class DuckDBCohortIndex:
                 spanned=frozenset(int(c) for (c,) in spans),
                 shared=frozenset(int(c) for (c,) in shares),
                 namesakes=frozenset(int(c) for (c,) in namesakes.fetchall()),
+                linked=frozenset(int(p) for (p,) in linked),
             )
         return cached
 
@@ -598,6 +614,8 @@ class _Layout:
     """Cells holding a study whose id has rows of another subject, dataset or provider."""
     namesakes: frozenset[int]
     """Cells holding a subject whose id is also a subject of another provider."""
+    linked: frozenset[int]
+    """Providers (pid) whose subjects have linkage codes."""
 
     def spanning(self, scope: Scope) -> bool:
         """Whether a subject in scope may match differently at provider level."""
@@ -620,7 +638,7 @@ class _Layout:
         out = []
         for row in rows:
             kind, key = row[0], row[1]
-            if kind in ("p", "kp"):
+            if kind in ("p", "kp", "hp"):
                 out.append((kind, self.providers[key], None, *row[2:]))
             elif kind in ("d", "kd"):
                 out.append((kind, *self.cells[key], *row[2:]))
@@ -694,8 +712,11 @@ def _assemble(
     strata: tuple[tuple[Stratum, ...], ...],
     domains: list[list[tuple[str | None, ...]]],
     plan: str,
+    linked: set[str],
 ) -> ExactResult:
-    """The statement's rows as an ExactResult; cells in scope without matches are zeros."""
+    """The statement's rows as an ExactResult; cells in scope without matches are zeros; the
+    `linked` providers get their HyperLogLog registers (empty when no subject matches)."""
+    ranks: dict[str, list[tuple[int, int]]] = {p: [] for p in linked}
     rows = _merged(rows)
     by_provider = {p: ExactCounts() for p in sorted({p for p, _ in pairs})}
     by_dataset = {pair: ExactCounts() for pair in pairs}
@@ -713,6 +734,8 @@ def _assemble(
             else:
                 by_dataset[(provider, dataset)] = counts
                 evidence[f"dataset:{provider}/{dataset}"] = _evidence(row)
+        elif kind == "hp":
+            ranks[provider].append((int(row[3]), int(row[4])))
         elif kind in ("kp", "kd"):
             key = f"provider:{provider}" if kind == "kp" else f"dataset:{provider}/{dataset}"
             sketches.setdefault(key, []).append((int(row[3]), int(row[4])))
@@ -776,4 +799,5 @@ def _assemble(
         strata=tables,
         evidence=evidence,
         plan=plan,
+        linkage={p: HllSketch.from_ranks(found).registers for p, found in sorted(ranks.items())},
     )

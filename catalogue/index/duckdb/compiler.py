@@ -45,6 +45,7 @@ from catalogue.domain.cohort import (
     StudyCriteria,
     SubjectCriteria,
 )
+from catalogue.domain.linkage import RANK_BITS
 from catalogue.exceptions import QueryError
 
 MAX_POSITIVE_STUDY_LEAVES = 4
@@ -179,6 +180,8 @@ class _Compiler:
     """Provider -> its dense key (`pid`)."""
     spanning: bool = True
     """Whether some subject's rows lie in more than one dataset of its provider."""
+    linkage: bool = False
+    """Whether to add each provider's HyperLogLog registers of the matching subjects."""
     shared: bool = True
     """Whether some study id in scope has rows of another subject, dataset or provider."""
     shared_subjects: bool = True
@@ -714,6 +717,13 @@ class _Compiler:
                     f"SELECT 'k{level}', {cell}, subject & {SKETCH_MASK}, "
                     f"count(*), 0, NULL, NULL, NULL, NULL FROM m_{level} GROUP BY ALL"
                 )
+        if self.linkage:
+            selects.append(
+                f"SELECT 'hp', m.pid, l.code >> {RANK_BITS}, max(l.code & {(1 << RANK_BITS) - 1}), "
+                "0, NULL, NULL, NULL, NULL FROM m_p AS m JOIN linkage AS l USING (pid, subject) "
+                f"GROUP BY m.pid, l.code >> {RANK_BITS}"
+            )
+            self.plan.append("HyperLogLog registers of the matching subjects' linkage codes")
         if self.strata:
             ctes.extend(self.strata_ctes(positive_studies, subsets, counts_all))
             for number, dims in enumerate(self.strata):
@@ -855,12 +865,15 @@ def compile_count(
     spanning: bool = True,
     shared: bool = True,
     shared_subjects: bool = True,
+    linkage: bool = False,
 ) -> Compiled:
     """The SQL answering a normalised tree: partial rows (kind, key, subjects, studies, series,
     subject/study/series fingerprints, strata values) to be added up per kind and key (counts
     summed, fingerprints XOR-ed). Kinds: 'p' provider cells (key: `pid`), 'd' dataset cells
     (key: `cell`), 'kp'/'kd' sketch buckets (bucket in the subjects column, subjects in the
-    studies column), 's<n>' cells of strata table n, 'q<n>' their sketch buckets. `domains`
+    studies column), 's<n>' cells of strata table n, 'q<n>' their sketch buckets, with `linkage`
+    'hp' HyperLogLog registers (key: `pid`, register in the subjects column, its largest rank in
+    the studies column) of the matching subjects' linkage codes. `domains`
     lists, for the data-valued dimensions, the values shown as they are; others are '(other)'.
     `providers` maps providers to their `pid`. What the data in scope holds: `spanning`, a
     subject whose rows lie in more than one dataset of its provider (if not, the provider level
@@ -874,4 +887,5 @@ def compile_count(
     compiler.spanning = spanning
     compiler.shared = shared
     compiler.shared_subjects = shared_subjects
+    compiler.linkage = linkage
     return compiler.compile()
