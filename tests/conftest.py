@@ -95,4 +95,5 @@ def idc_demo(
 
 # registered once here, so the whole session shares one server (a fixture imported into several
 # modules is set up once per module); imported last: the module imports `require` from here
+from tests.services.elasticsearch import elasticsearch_fixture  # noqa: E402, F401
 from tests.services.virtuoso import virtuoso_fixture  # noqa: E402, F401
