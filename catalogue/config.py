@@ -16,6 +16,7 @@ from pydantic import (
     ValidationError,
     create_model,
     field_validator,
+    model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -143,9 +144,41 @@ class LimitSettings(BaseModel):
         return DisclosureSettings._none_words(value)
 
 
+class ElasticsearchSettings(BaseModel):
+    """Where the Elasticsearch backends find their cluster (docs/scaling.md)."""
+
+    url: str = Field(default="http://127.0.0.1:9200", pattern=r"^https?://")
+    api_key: SecretStr | None = Field(default=None, description="an API key (encoded form)")
+    username: str | None = Field(default=None, description="basic auth, with `password`")
+    password: SecretStr | None = None
+    ca_certs: Path | None = Field(default=None, description="CA certificate (PEM) of the cluster")
+    index_prefix: str = Field(
+        default="catalogue",
+        pattern=r"^[a-z0-9][a-z0-9_-]*$",
+        description="names of the indexes and aliases start with it (one deployment each)",
+    )
+    request_timeout: float = Field(default=30, gt=0, le=600)
+
+
 class IndexSettings(BaseModel):
+    """Which backends hold the datasets and cohort indexes (docs/architecture.md)."""
+
+    backend: Literal["embedded", "elasticsearch"] | None = Field(
+        default=None,
+        description="both indexes at once: `embedded` (tantivy and DuckDB on disk) or "
+        "`elasticsearch`; overrides `datasets` and `cohort`",
+    )
     datasets: str = "tantivy"
     cohort: str = "duckdb"
+    elasticsearch: ElasticsearchSettings = ElasticsearchSettings()
+
+    @model_validator(mode="after")
+    def _both(self) -> IndexSettings:
+        if self.backend == "embedded":
+            self.datasets, self.cohort = "tantivy", "duckdb"
+        elif self.backend == "elasticsearch":
+            self.datasets = self.cohort = "elasticsearch"
+        return self
 
 
 SIGNING_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384")

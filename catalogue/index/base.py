@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Literal, Protocol, Self
 
 import pyarrow as pa
 
+from catalogue.config import IndexSettings
 from catalogue.domain.cohort import CohortQuery, ExactResult, ExactSummary, Stratum
 from catalogue.domain.models import Dataset
 
@@ -56,7 +57,11 @@ class DatasetIndex(Protocol):
     """An index of an older schema was found on opening and emptied: the catalogue rebuilds it
     from the graph store."""
 
-    def __init__(self, path: Path) -> None: ...
+    @classmethod
+    def open(cls, path: Path, settings: IndexSettings) -> Self:
+        """Open the index: an embedded backend keeps it in the `path` folder, a remote one
+        finds its cluster through `settings`."""
+        ...
 
     def replace_provider(self, provider_id: str, datasets: list[Dataset]) -> None:
         """Make `datasets` the provider's whole set of indexed datasets, atomically."""
@@ -94,7 +99,11 @@ class DatasetIndex(Protocol):
 class CohortIndex(Protocol):
     """Subject/study/series features, answering feasibility queries with exact counts."""
 
-    def __init__(self, path: Path) -> None: ...
+    @classmethod
+    def open(cls, path: Path, settings: IndexSettings) -> Self:
+        """Open the index: an embedded backend keeps it in the `path` folder, a remote one
+        finds its cluster through `settings`."""
+        ...
 
     def replace_source(
         self, provider_id: str, source_id: str, batches: Iterable[pa.RecordBatch]

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import tantivy
 
+from catalogue.config import IndexSettings
 from catalogue.domain.models import Dataset
 from catalogue.exceptions import StoreError
 from catalogue.index.base import FacetCounts, SearchFilters, SearchOrder, SearchPage
@@ -64,6 +65,11 @@ _FIELD_LANGUAGES = {
 class TantivyDatasetIndex:
     """One tantivy index; documents hold the Dataset JSON so hits need no store round trip.
     Labels and query concepts come from `vocabulary` (default: the shipped vocabularies)."""
+
+    @classmethod
+    def open(cls, path: Path, settings: IndexSettings) -> TantivyDatasetIndex:
+        """The index in the `path` folder (`settings` name no server)."""
+        return cls(path)
 
     def __init__(self, path: Path, vocabulary: Vocabulary | None = None) -> None:
         self._index, self.emptied = _open(path)

@@ -78,8 +78,9 @@ def open_catalogue(settings: Settings) -> Catalogue:
     cohort_cls = plugins.load(plugins.COHORT_INDEXES, settings.index.cohort)
     store = store_cls.open(root / "store" / settings.store.backend, settings.store)
     try:
-        datasets = datasets_cls(root / "index" / f"datasets-{settings.index.datasets}")
-        cohort = cohort_cls(root / "index" / f"cohort-{settings.index.cohort}")
+        index = settings.index
+        datasets = datasets_cls.open(root / "index" / f"datasets-{index.datasets}", index)
+        cohort = cohort_cls.open(root / "index" / f"cohort-{index.cohort}", index)
         log = HarvestLog(root / "harvest-log.sqlite")
         audit = AuditLog(root / "audit.sqlite")
         mappings = MappingStore.in_data_dir(root)

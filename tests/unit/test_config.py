@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from catalogue import plugins
 from catalogue.config import Settings, load_providers, read_providers
@@ -146,3 +147,19 @@ def test_noise_and_budgets_can_be_turned_off_from_the_environment(
     monkeypatch.setenv("CATALOGUE_DISCLOSURE__BUDGET_TOTAL", "2.5")
     rules = Settings().disclosure
     assert rules.epsilon is None and rules.budget_daily is None and rules.budget_total == 2.5
+
+
+def test_the_index_backend_setting_chooses_both_indexes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CATALOGUE_INDEX__BACKEND", "elasticsearch")
+    monkeypatch.setenv("CATALOGUE_INDEX__ELASTICSEARCH__URL", "https://es.example.org:9200")
+    chosen = Settings().index
+    assert (chosen.datasets, chosen.cohort) == ("elasticsearch", "elasticsearch")
+    assert chosen.elasticsearch.url == "https://es.example.org:9200"
+    monkeypatch.setenv("CATALOGUE_INDEX__BACKEND", "embedded")
+    assert (Settings().index.datasets, Settings().index.cohort) == ("tantivy", "duckdb")
+    monkeypatch.delenv("CATALOGUE_INDEX__BACKEND")
+    monkeypatch.setenv("CATALOGUE_INDEX__COHORT", "elasticsearch")
+    assert (Settings().index.datasets, Settings().index.cohort) == ("tantivy", "elasticsearch")
+    monkeypatch.setenv("CATALOGUE_INDEX__BACKEND", "solr")
+    with pytest.raises(ValidationError):
+        Settings()

@@ -24,6 +24,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from catalogue.config import IndexSettings
 from catalogue.domain.cohort import (
     CellEvidence,
     CohortQuery,
@@ -261,6 +262,11 @@ SELECT (SELECT count(*) FROM cohort_layout WHERE layout = $1) = 0
 
 class DuckDBCohortIndex:
     """A DuckDB database file with one `series` table; writes are serialised by a lock."""
+
+    @classmethod
+    def open(cls, path: Path, settings: IndexSettings) -> DuckDBCohortIndex:
+        """The index in the `path` folder (`settings` name no server)."""
+        return cls(path)
 
     def __init__(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
