@@ -23,6 +23,7 @@ from catalogue.domain.principal import Role
 from catalogue.exceptions import CatalogueError, ConfigError
 from catalogue.ontology.store import ensure_vocabularies
 from catalogue.services.audit import AuditLog
+from catalogue.services.index_switch import switch_indexes
 from catalogue.services.ingest import HarvestReport, harvest, reindex_all
 from catalogue.services.runtime import open_catalogue
 
@@ -196,12 +197,31 @@ def audit_command(
 
 
 @app.command("reindex")
-def reindex_command() -> None:
-    """Rebuild the datasets index from the graph store (the source of truth)."""
+def reindex_command(
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            help="Build the indexes of another backend (embedded or elasticsearch) from the "
+            "graph store and the current cohort index, and check them; then switch with "
+            "CATALOGUE_INDEX__BACKEND.",
+        ),
+    ] = None,
+) -> None:
+    """Rebuild the datasets index from the graph store (the source of truth), or with --to,
+    both indexes on another backend (docs/scaling.md)."""
     with open_catalogue(Settings()) as catalogue:
-        counts = reindex_all(catalogue)
-    for provider, n in counts.items():
-        console.print(f"{provider}: {n} datasets indexed")
+        if to is None:
+            counts = reindex_all(catalogue)
+            for provider, n in counts.items():
+                console.print(f"{provider}: {n} datasets indexed")
+            return
+        report = switch_indexes(catalogue, to, progress=console.print)
+    datasets, series = sum(report.datasets.values()), sum(report.series.values())
+    console.print(
+        f"{to}: {datasets} datasets, {series} series and {report.diagnoses} diagnoses indexed "
+        f"and checked; now set CATALOGUE_INDEX__BACKEND={to} and restart `catalogue serve`"
+    )
 
 
 FieldOption = Annotated[

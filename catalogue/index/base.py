@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, Self
@@ -158,6 +158,23 @@ class CohortIndex(Protocol):
     ) -> None:
         """Atomically make (field, raw value, concept) rows the provider's value concepts (each
         value's closure under the curators' mappings), computed with mapping set `version`."""
+        ...
+
+    def sources(self) -> list[tuple[str, str]]:
+        """Every (provider, source) holding series rows or diagnoses."""
+        ...
+
+    def export(self, provider_id: str, source_id: str) -> Iterator[pa.RecordBatch]:
+        """A source's series rows as SERIES_SCHEMA batches (`catalogue reindex --to` copies
+        them into another backend)."""
+        ...
+
+    def export_diagnoses(self, provider_id: str, source_id: str) -> list[tuple[int, str]]:
+        """A source's (subject pseudonym, normalised code) pairs."""
+        ...
+
+    def value_concepts(self, provider_id: str) -> list[tuple[str, str, str]]:
+        """A provider's (field, raw value, concept) rows (see `replace_value_concepts`)."""
         ...
 
     def concept_values(self, field: str, concepts: Collection[str]) -> frozenset[tuple[str, str]]:

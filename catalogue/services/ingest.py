@@ -36,6 +36,7 @@ from catalogue.domain.identifiers import provider_graph as provider_graph_name
 from catalogue.domain.linkage import Linkage
 from catalogue.domain.models import Dataset, DatasetSummary, Provider
 from catalogue.exceptions import CatalogueError, ConfigError
+from catalogue.index.base import DatasetIndex
 from catalogue.net.http import HttpClient
 from catalogue.services.curation import apply_mappings
 from catalogue.services.dataset_sync import DatasetWriter
@@ -296,17 +297,21 @@ def stored_datasets(catalogue: Catalogue, provider_id: str) -> list[Dataset]:
     ]
 
 
-def reindex_all(catalogue: Catalogue) -> dict[str, int]:
-    """Rebuild the datasets index of every provider in the store; datasets per provider."""
+def reindex_all(catalogue: Catalogue, into: DatasetIndex | None = None) -> dict[str, int]:
+    """Rebuild the datasets index (or `into` another) of every provider in the store; datasets
+    per provider."""
     prefix = provider_graph_name("")
     providers = [name.removeprefix(prefix) for name in catalogue.store.graph_names(prefix)]
-    return {unquote(p): reindex_provider(catalogue, unquote(p)) for p in providers}
+    return {unquote(p): reindex_provider(catalogue, unquote(p), into) for p in providers}
 
 
-def reindex_provider(catalogue: Catalogue, provider_id: str) -> int:
-    """Rebuild a provider's entries in the datasets index from the graph store."""
+def reindex_provider(
+    catalogue: Catalogue, provider_id: str, into: DatasetIndex | None = None
+) -> int:
+    """Rebuild a provider's entries in the datasets index (or `into` another) from the graph
+    store."""
     datasets = stored_datasets(catalogue, provider_id)
     annotator = catalogue.annotator()
     annotated = [annotate_dataset(d, annotator) for d in datasets]
-    catalogue.datasets.replace_provider(provider_id, annotated)
+    (into or catalogue.datasets).replace_provider(provider_id, annotated)
     return len(datasets)

@@ -95,6 +95,7 @@ WHERE i.code IS NOT NULL AND NOT EXISTS (
 """
 
 _COLUMNS = ", ".join(SERIES_SCHEMA.names)
+_EXPORT_BATCH = 100_000
 _SQL_TYPES = {
     "string": "VARCHAR",
     "int64": "BIGINT",
@@ -576,6 +577,45 @@ class DuckDBCohortIndex:
                 "INSERT OR REPLACE INTO value_concept_versions VALUES (?, ?)",
                 [provider_id, version],
             )
+
+    def sources(self) -> list[tuple[str, str]]:
+        """Every (provider, source) holding series rows or diagnoses."""
+        with self._read() as con:
+            rows = con.execute(
+                "SELECT provider, source FROM series UNION SELECT provider, source "
+                "FROM diagnoses ORDER BY ALL"
+            ).fetchall()
+        return [(str(p), str(s)) for p, s in rows]
+
+    def export(self, provider_id: str, source_id: str) -> Iterator[pa.RecordBatch]:
+        """A source's series rows as SERIES_SCHEMA batches (to load into another backend)."""
+        with self._read(snapshot=True) as con:
+            reader = con.sql(
+                f"SELECT {_COLUMNS} FROM series WHERE provider = $1 AND source = $2 "
+                "ORDER BY subject, study, series",
+                params=[provider_id, source_id],
+            ).to_arrow_reader(_EXPORT_BATCH)
+            for batch in reader:
+                yield pa.Table.from_batches([batch]).cast(SERIES_SCHEMA).to_batches()[0]
+
+    def export_diagnoses(self, provider_id: str, source_id: str) -> list[tuple[int, str]]:
+        """A source's (subject pseudonym, normalised code) pairs."""
+        with self._read() as con:
+            rows = con.execute(
+                "SELECT subject, code FROM diagnoses WHERE provider = $1 AND source = $2 "
+                "ORDER BY ALL",
+                [provider_id, source_id],
+            ).fetchall()
+        return [(int(s), str(c)) for s, c in rows]
+
+    def value_concepts(self, provider_id: str) -> list[tuple[str, str, str]]:
+        """A provider's (field, raw value, concept) rows (see `replace_value_concepts`)."""
+        with self._read() as con:
+            rows = con.execute(
+                "SELECT field, value, concept FROM value_concepts WHERE provider = $1 ORDER BY ALL",
+                [provider_id],
+            ).fetchall()
+        return [(str(f), str(v), str(c)) for f, v, c in rows]
 
     def concept_values(self, field: str, concepts: Collection[str]) -> frozenset[tuple[str, str]]:
         """(provider, raw value) pairs of `field` whose concepts (closure) hold any of
