@@ -10,6 +10,8 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from catalogue.api.errors import INTERNAL, UNEXPECTED, error_body, graphql_body, log_unexpected
+from catalogue.api.state import app_value
+from catalogue.config import LimitSettings
 
 DEFAULT_TIMEOUT = 30.0
 
@@ -83,9 +85,8 @@ class RequestGuard:
 
 
 def _timeout(scope: Scope) -> float:
-    app = scope.get("app")
-    limits = getattr(getattr(app, "state", None), "limits", None)
-    return float(getattr(limits, "timeout", DEFAULT_TIMEOUT))
+    limits = app_value(scope.get("app"), "limits", LimitSettings)
+    return float(limits.timeout) if limits is not None else DEFAULT_TIMEOUT
 
 
 def _retrieve(task: asyncio.Future[None]) -> None:

@@ -15,6 +15,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from catalogue.api.state import request_value
 from catalogue.config import LimitSettings
 from catalogue.exceptions import RateLimitedError
 
@@ -107,9 +108,8 @@ def check_feasibility(context: Any) -> None:
     """Apply the app's feasibility rate limits (app.state.feasibility_limits) to the request
     of a GraphQL context; nothing when the app has none."""
     request = getattr(context, "request", None)
-    app = getattr(request, "app", None)
-    limits = getattr(getattr(app, "state", None), "feasibility_limits", None)
-    if not isinstance(limits, FeasibilityRateLimits) or request is None:
+    limits = request_value(request, "feasibility_limits", FeasibilityRateLimits)
+    if limits is None or request is None:
         return
     address = request.client.host if request.client else "unknown"
     principal = getattr(context, "principal", None)

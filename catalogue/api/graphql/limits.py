@@ -39,6 +39,7 @@ from graphql.validation import MaxIntrospectionDepthRule
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.types import ExecutionContext, ExecutionResult
 
+from catalogue.api.state import request_value
 from catalogue.config import LimitSettings
 from catalogue.exceptions import QueryError, QueryTooComplexError
 from catalogue.services.changes import MAX_PAGE as CHANGES_PAGE_CAP
@@ -79,10 +80,7 @@ COSTLY = {"Query.feasibility"}
 
 def limits_of(context: Any) -> LimitSettings:
     """The app's limits (app.state.limits), reached through the request of the context."""
-    request = getattr(context, "request", None)
-    state = getattr(getattr(request, "app", None), "state", None)
-    limits = getattr(state, "limits", None)
-    return limits if isinstance(limits, LimitSettings) else _DEFAULTS
+    return request_value(getattr(context, "request", None), "limits", LimitSettings) or _DEFAULTS
 
 
 _DEFAULTS = LimitSettings()
