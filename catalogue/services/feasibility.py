@@ -203,20 +203,26 @@ class FeasibilityService:
                 rules=rules if cost else None,
             )
         except PrivacyBudgetError as exc:
-            self.audit.record(
-                principal.user,
-                principal.project,
-                query_json,
-                "{}",
-                0.0,
-                f"refused: {exc}",
-                release,
-                {},
-                now,
-            )
+            self.record_refusal(principal, query_json, str(exc), release)
             raise
         answer = self._answer(query, exact, published, strata, cost, tables)
         return replace(answer, distinct=estimate, sketches=linked)
+
+    def record_refusal(
+        self, principal: Principal, query_json: str, reason: str, release: str
+    ) -> None:
+        """Record in the audit log a question refused (nothing published, nothing spent)."""
+        self.audit.record(
+            principal.user,
+            principal.project,
+            query_json,
+            "{}",
+            0.0,
+            f"refused: {reason}",
+            release,
+            {},
+            self.clock(),
+        )
 
     def _answer(
         self,

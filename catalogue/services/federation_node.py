@@ -48,17 +48,7 @@ def answer_hub(
         reason = f"this node does not answer questions using {', '.join(refused)}"
         log.info("hub request refused: %s %s (%s)", principal.user, query_json, reason)
         release = hashlib.sha256(f"refused:{query_json}".encode()).hexdigest()
-        service.audit.record(
-            principal.user,
-            principal.project,
-            query_json,
-            "{}",
-            0.0,
-            f"refused: {reason}",
-            release,
-            {},
-            service.clock(),
-        )
+        service.record_refusal(principal, query_json, reason, release)
         raise PermissionDeniedError(reason)
     log.info("hub request: %s %s", principal.user, query_json)
     strata = tuple(tuple(Stratum(d) for d in dims) for dims in request.strata)
