@@ -7,6 +7,7 @@ reads the catalogue.
 from __future__ import annotations
 
 import json
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +41,19 @@ def browser_config(auth: AuthSettings) -> dict[str, Any]:
     }
 
 
+@cache
+def _texts_json(page: str) -> str:
+    """A page's texts as the JSON its scripts read, safe inside a <script> element (made once
+    per page: the texts are constants)."""
+    return json.dumps(texts_for(page), ensure_ascii=False).replace("</", "<\\/")
+
+
 def _page(request: Request, template: str, page: str, **extra: Any) -> HTMLResponse:
-    texts = texts_for(page)
     context = {
         "lang": LANGUAGE,
         "page": page,
-        "t": texts,
-        "texts_json": json.dumps(texts, ensure_ascii=False).replace("</", "<\\/"),
+        "t": texts_for(page),
+        "texts_json": _texts_json(page),
         **extra,
     }
     return templates.TemplateResponse(request, template, context)
