@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pyarrow as pa
 import pytest
 from rdflib import RDF, BNode, Graph, Literal, URIRef
@@ -13,7 +15,7 @@ from rdflib.collection import Collection
 from rdflib.compare import isomorphic
 
 from catalogue import plugins
-from catalogue.config import StoreSettings
+from catalogue.config import ElasticsearchSettings, IndexSettings, StoreSettings
 from catalogue.domain.cohort import CohortQuery
 from catalogue.domain.models import Dataset
 from catalogue.exceptions import StoreError
@@ -57,11 +59,39 @@ def store(open_store: Callable[[], Any]) -> Any:
     return open_store()
 
 
-@pytest.fixture(params=plugins.available(plugins.DATASET_INDEXES))
+REMOTE_INDEXES = {"elasticsearch": "elasticsearch_node"}
+"""Dataset indexes on a server, and the fixture that starts one (it has a `.url`)."""
+
+
+@pytest.fixture(
+    params=[
+        pytest.param(name, marks=[pytest.mark.service] if name in REMOTE_INDEXES else [])
+        for name in plugins.available(plugins.DATASET_INDEXES)
+    ]
+)
 def dataset_index(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
-    backend = plugins.load(plugins.DATASET_INDEXES, request.param)(tmp_path / "datasets")
-    yield backend
-    backend.close()
+    """The dataset index under test; a server-backed one gets indices of its own (a prefix
+    unique to the test), deleted after it."""
+    name: str = request.param
+    cls = plugins.load(plugins.DATASET_INDEXES, name)
+    if name not in REMOTE_INDEXES:
+        backend = cls(tmp_path / "datasets")
+        yield backend
+        backend.close()
+        return
+    node = request.getfixturevalue(REMOTE_INDEXES[name])
+    prefix = f"contract-{uuid.uuid4().hex[:12]}"
+    settings = IndexSettings(
+        datasets=name, elasticsearch=ElasticsearchSettings(url=node.url, index_prefix=prefix)
+    )
+    backend = cls.open(tmp_path / "datasets", settings)
+    try:
+        yield backend
+    finally:
+        backend.close()
+        listed = httpx.get(f"{node.url}/_cat/indices/{prefix}-*?format=json&h=index", timeout=30)
+        for index in listed.raise_for_status().json():
+            httpx.delete(f"{node.url}/{index['index']}", timeout=30).raise_for_status()
 
 
 @pytest.fixture(params=plugins.available(plugins.COHORT_INDEXES))

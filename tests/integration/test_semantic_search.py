@@ -16,7 +16,7 @@ from catalogue.api.app import create_app
 from catalogue.config import Settings, load_providers
 from catalogue.dcat.serialiser import catalogue_graph
 from catalogue.domain.models import Dataset, Provider
-from catalogue.index.base import SearchFilters
+from catalogue.index.base import DatasetIndex, SearchFilters
 from catalogue.index.tantivy import TantivyDatasetIndex
 from catalogue.ontology.annotate import Annotator
 from catalogue.ontology.facets import concept_facets
@@ -114,18 +114,35 @@ def corpus(vocabulary: Vocabulary) -> list[Dataset]:
     return found
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(
+    scope="module",
+    params=["tantivy", pytest.param("elasticsearch", marks=pytest.mark.service)],
+)
 def index(
-    tmp_path_factory: pytest.TempPathFactory, vocabulary: Vocabulary, corpus: list[Dataset]
-) -> Iterator[TantivyDatasetIndex]:
-    opened = TantivyDatasetIndex(tmp_path_factory.mktemp("index"), vocabulary=vocabulary)
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    vocabulary: Vocabulary,
+    corpus: list[Dataset],
+) -> Iterator[DatasetIndex]:
+    """The corpus in each dataset index: embedded, and on the test Elasticsearch node."""
+    if request.param == "tantivy":
+        opened: DatasetIndex = TantivyDatasetIndex(
+            tmp_path_factory.mktemp("index"), vocabulary=vocabulary
+        )
+    else:
+        from tests.integration.test_search_elasticsearch import elasticsearch_index
+
+        node = request.getfixturevalue("elasticsearch_node")
+        opened = on_node = elasticsearch_index(node.url, "semantic", vocabulary)
     for provider in ("p0", "p1", "p2"):
         opened.replace_provider(provider, [d for d in corpus if d.provider_id == provider])
     yield opened
+    if request.param == "elasticsearch":
+        on_node.delete()
     opened.close()
 
 
-def found(index: TantivyDatasetIndex, text: str | None, **options: Any) -> set[str]:
+def found(index: DatasetIndex, text: str | None, **options: Any) -> set[str]:
     page = index.search(text, 0, 100, **options)
     assert page.total == len(page.datasets)
     return {d.identifier for d in page.datasets}
@@ -142,7 +159,7 @@ def test_annotation_is_a_closure(corpus: list[Dataset]) -> None:
 
 
 def test_a_parent_concept_finds_datasets_annotated_with_its_children(
-    index: TantivyDatasetIndex, corpus: list[Dataset]
+    index: DatasetIndex, corpus: list[Dataset]
 ) -> None:
     lung = with_cancer(corpus, "NSCLC", "SCLC", "Lung Carcinoma")
     assert found(index, "lung carcinoma") == lung
@@ -171,12 +188,12 @@ def test_a_parent_concept_finds_datasets_annotated_with_its_children(
     ],
 )
 def test_synonyms_and_other_languages_find_the_concept(
-    index: TantivyDatasetIndex, corpus: list[Dataset], text: str, raw: tuple[str, ...]
+    index: DatasetIndex, corpus: list[Dataset], text: str, raw: tuple[str, ...]
 ) -> None:
     assert found(index, text) == with_cancer(corpus, *raw)
 
 
-def test_words_combine_with_concepts(index: TantivyDatasetIndex, corpus: list[Dataset]) -> None:
+def test_words_combine_with_concepts(index: DatasetIndex, corpus: list[Dataset]) -> None:
     lung_ct = {
         d.identifier
         for d in corpus
@@ -206,7 +223,7 @@ def matching(corpus: list[Dataset], ids: set[str]) -> list[Dataset]:
     ],
 )
 def test_facets_are_exact(
-    index: TantivyDatasetIndex,
+    index: DatasetIndex,
     vocabulary: Vocabulary,
     corpus: list[Dataset],
     text: str | None,
@@ -269,7 +286,7 @@ def test_an_index_of_another_schema_is_emptied(tmp_path: Path, vocabulary: Vocab
 
 
 def test_filters_include_descendants(
-    index: TantivyDatasetIndex, vocabulary: Vocabulary, corpus: list[Dataset]
+    index: DatasetIndex, vocabulary: Vocabulary, corpus: list[Dataset]
 ) -> None:
     lung = with_cancer(corpus, "NSCLC", "SCLC", "Lung Carcinoma")
     assert found(index, None, filters=SearchFilters(concepts=(frozenset({"NCIT:C4878"}),))) == lung
