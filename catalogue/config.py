@@ -158,6 +158,12 @@ class ElasticsearchSettings(BaseModel):
         description="names of the indexes and aliases start with it (one deployment each)",
     )
     request_timeout: float = Field(default=30, gt=0, le=600)
+    shards: int | None = Field(
+        default=None, ge=1, le=1024, description="primary shards of new indexes (default: 1)"
+    )
+    replicas: int | None = Field(
+        default=None, ge=0, le=16, description="replicas of new indexes (default: 0)"
+    )
 
 
 class IndexSettings(BaseModel):

@@ -6,16 +6,19 @@ Each query runs through `datasets(search: ..., first: 10)`; the gain of the data
 2^grade - 1 (grade 2 highly, 1 partially relevant, 0 unjudged), discounted by log2(i + 1), and
 divided by the same sum over the ideal ranking of the judgments. The per-query table and the
 means are printed in the pytest output (and recorded as junit properties); the mean must reach
-TARGET. When `datasets` has a Boolean argument that switches concept expansion off (found by
-introspection, e.g. `expandConcepts`), the same queries also run without it: the plain
-baseline, printed beside each figure.
+TARGET, with the datasets index on tantivy and on Elasticsearch (the same datasets reindexed
+into an index on the test node). When `datasets` has a Boolean argument that switches concept
+expansion off (found by introspection, e.g. `expandConcepts`), the same queries also run
+without it: the plain baseline, printed beside each figure.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import re
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +28,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from catalogue.api.app import create_app
+from catalogue.config import ElasticsearchSettings
+from catalogue.services.ingest import reindex_all
+from catalogue.services.runtime import Catalogue
 from tests.conftest import IdcDemo
 
 QUERIES_TSV = Path(__file__).resolve().parents[1] / "data" / "relevance" / "idc-queries.tsv"
@@ -118,9 +124,34 @@ def test_ndcg() -> None:
 # -- the search over the demo
 
 
+@pytest.fixture(
+    scope="module",
+    params=["tantivy", pytest.param("elasticsearch", marks=pytest.mark.service)],
+)
+def searched(request: pytest.FixtureRequest, idc_demo: IdcDemo) -> Iterator[Catalogue]:
+    """The demo catalogue with its datasets index on each backend: the harvested tantivy
+    index, or the same datasets reindexed from the store into an index on the test
+    Elasticsearch node."""
+    if request.param == "tantivy":
+        yield idc_demo.catalogue
+        return
+    from catalogue.index.elasticsearch.datasets import ElasticsearchDatasetIndex
+
+    node = request.getfixturevalue("elasticsearch_node")
+    settings = ElasticsearchSettings(url=node.url, index_prefix=f"idc-{uuid.uuid4().hex[:12]}")
+    index = ElasticsearchDatasetIndex(settings)
+    try:
+        counts = reindex_all(idc_demo.catalogue, into=index)
+        assert sum(counts.values()) == len(idc_demo.catalogue.datasets.all()) > 0
+        yield dataclasses.replace(idc_demo.catalogue, datasets=index)
+    finally:
+        index.delete()
+        index.close()
+
+
 @pytest.fixture(scope="module")
-def client(idc_demo: IdcDemo) -> Iterator[TestClient]:
-    with TestClient(create_app(idc_demo.catalogue.settings, catalogue=idc_demo.catalogue)) as c:
+def client(searched: Catalogue) -> Iterator[TestClient]:
+    with TestClient(create_app(searched.settings, catalogue=searched)) as c:
         yield c
 
 
@@ -192,6 +223,7 @@ def report(queries: list[Judged], scores: dict[str, float], base: dict[str, floa
 
 @pytest.mark.idc
 def test_search_relevance(
+    searched: Catalogue,
     client: TestClient,
     capsys: pytest.CaptureFixture[str],
     record_property: Any,
@@ -205,5 +237,6 @@ def test_search_relevance(
     if base:
         record_property("ndcg_at_10_plain", round(mean(list(base.values())), 4))
     with capsys.disabled():
+        print(f"\ndatasets index: {type(searched.datasets).__name__}", end="")
         print(report(queries, scores, base))
     assert overall >= TARGET, f"mean nDCG@{K} {overall:.3f} < {TARGET}"

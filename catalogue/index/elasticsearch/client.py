@@ -29,6 +29,7 @@ MAPPINGS = Path(__file__).resolve().parents[3] / "schemas" / "index"
 BULK_CHUNK = 2_000
 BULK_BYTES = 16 * 1024 * 1024
 BULK_RETRIES = 5
+REOPEN_RETRIES = 50
 """A bulk chunk the cluster refuses as too many requests (429) is retried, backing off."""
 
 
@@ -94,6 +95,34 @@ class EsClient:
         except (ApiError, TransportError) as exc:
             raise StoreError(f"Elasticsearch at {self.settings.url}: {exc}") from exc
 
+    def body(self, kind: str) -> dict[str, Any]:
+        """The mapping file of `kind` with the deployment's shards and replicas, if set."""
+        body = mapping(kind)
+        chosen = {"number_of_shards": self.settings.shards}
+        chosen["number_of_replicas"] = self.settings.replicas
+        for name, value in chosen.items():
+            if value is not None:
+                body.setdefault("settings", {})[name] = value
+        return body
+
+    def read(self, work: Callable[[Any], Awaitable[T]]) -> T:
+        """`call` for a read that may meet its index closed for a moment (similarities being
+        set) or its shard starting again: retried every 0.2 s, for up to 10 s."""
+        from elasticsearch import ApiError
+
+        async def retried(es: Any) -> T:
+            for attempt in range(REOPEN_RETRIES):
+                try:
+                    return await work(es)
+                except ApiError as exc:
+                    reopening = "index_closed" in str(exc) or exc.meta.status == 503
+                    if not reopening or attempt == REOPEN_RETRIES - 1:
+                        raise
+                    await asyncio.sleep(0.2)
+            raise AssertionError("unreachable")
+
+        return self.call(retried)
+
     def alias(self, kind: str) -> str:
         return f"{self.prefix}-{kind}"
 
@@ -106,7 +135,7 @@ class EsClient:
             if await es.indices.exists_alias(name=alias):
                 found = await es.indices.get_alias(name=alias)
                 return str(next(iter(found)))
-            body = mapping(kind)
+            body = self.body(kind)
             name = f"{alias}-{version_of(body)}"
             if not await es.indices.exists(index=name):
                 await es.indices.create(index=name, **body)
@@ -130,7 +159,7 @@ class EsClient:
 
     def fresh(self, kind: str) -> str:
         """A new empty index of `kind` (not behind the alias yet), from the current mapping."""
-        body = mapping(kind)
+        body = self.body(kind)
         name = f"{self.alias(kind)}-{version_of(body)}-{secrets.token_hex(3)}"
 
         async def work(es: Any) -> str:

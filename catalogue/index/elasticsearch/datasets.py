@@ -1,11 +1,17 @@
 """DatasetIndex on Elasticsearch: the tantivy backend's search (`catalogue.index.tantivy`) on a
 cluster, with the same documents, query clauses, filters and facet semantics.
 
-Mapping: schemas/index/datasets.json (its `_meta` says what each choice stands for). The
-dataset's own text and the English labels are analysed by the server's `english` analyzer;
-the other label fields are analysed here with the tantivy backend's analyzers (Snowball
-stemmer of the language, ASCII folding) and only split on whitespace by the server, so a
-cluster needs no language plugin and a German plural finds a German label on any cluster.
+Mapping: schemas/index/datasets.json (its `_meta` says what each choice stands for). Every
+text field is analysed here with the tantivy backend's analyzers (simple tokenizer, lowercase,
+Snowball stemmer of the field's language, ASCII folding) and only split on whitespace by the
+server: both engines index the same tokens, and a cluster needs no language plugin.
+
+Scores are tantivy's, to float precision, so the relevance order is the same but among equal
+scores (ties: title order here, document order there). tantivy's BM25 takes a field's N and
+average length over every document, Lucene's over the documents holding the field: here
+every document holds every scored field (`FILLER` when it has nothing), which makes the IDF
+the same, and each field's k1 and b are recalibrated after each write so that the length
+normalisation is too (`_calibrate`).
 
 A query text becomes the clauses of `text_query.parse`; each clause is a `bool` that needs
 `TextQuery.required` of them, each word a `dis_max` over the text fields (tie breaker, boosts
@@ -26,6 +32,7 @@ import hashlib
 import heapq
 import logging
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,7 +40,7 @@ from typing import Any
 from catalogue.config import ElasticsearchSettings, IndexSettings
 from catalogue.domain.models import Dataset
 from catalogue.index.base import FacetCounts, SearchFilters, SearchOrder, SearchPage
-from catalogue.index.elasticsearch.client import EsClient, mapping, version_of
+from catalogue.index.elasticsearch.client import EsClient, version_of
 from catalogue.index.tantivy_analysis import analyzer, is_stop_word
 from catalogue.index.tantivy_documents import (
     CONCEPT_FACETS,
@@ -63,13 +70,39 @@ _PAGE = 10_000
 _TIE_BREAKER = 0.2
 _CONCEPT_BOOST = 2.0
 
-SERVER_ANALYSED = frozenset({*DATASET_FIELDS, "labels_en"})
-"""Text fields the server analyses (`catalogue_english`); the others are analysed here."""
+FILLER = "_"
+"""The token of a text field (and the value of `concepts`) a document has nothing in: every
+document holds every field, so that Lucene's statistics of a field (the N of the IDF, the
+average length) are over every document, as tantivy's are. No analysed word is `_`."""
 
 _FIELD_LANGUAGES = {**{name: "en" for name in DATASET_FIELDS}, **LABEL_FIELDS}
 
+SCORED = (*_FIELD_LANGUAGES, "concepts")
+"""Fields with a BM25 similarity of their own (`catalogue_<field>`), calibrated (`_calibrate`)."""
+
+K1, B = 1.2, 0.75
+"""tantivy's BM25 parameters."""
+
 _SORT_TITLE_CHARS = 1_000
 """Titles are sorted on their first characters (a keyword term has a size limit)."""
+
+
+FACTORS_SECONDS = 30.0
+CALIBRATION_TOLERANCE = 1e-9
+"""Similarities are changed (the index closed and opened again, searches meanwhile waiting)
+when a field's k1 or b is off by more than this share: scores then equal tantivy's exactly.
+Each write that changes the fields' statistics costs one close and open (well under a second on
+one node): a larger tolerance would trade exactness for fewer of them."""
+
+
+def _off(have: str | None, want: str) -> bool:
+    """Whether a similarity parameter is missing or further from `want` than the tolerance."""
+    if have is None:
+        return True
+    try:
+        return abs(float(have) - float(want)) > CALIBRATION_TOLERANCE * abs(float(want))
+    except ValueError:
+        return have != want
 
 
 def document_id(provider_id: str, identifier: str) -> str:
@@ -79,6 +112,13 @@ def document_id(provider_id: str, identifier: str) -> str:
 
 def _analysed(text: str, language: str) -> list[str]:
     return list(analyzer(language).analyze(text))
+
+
+def _tokens(values: list[str], language: str) -> list[str]:
+    """A text field's values as their tokens (tantivy's analyzer of the language), one string
+    of them per value that has any; `[FILLER]` when none has."""
+    analysed = [" ".join(words) for v in values if (words := _analysed(v, language))]
+    return analysed or [FILLER]
 
 
 class ElasticsearchDatasetIndex:
@@ -106,6 +146,7 @@ class ElasticsearchDatasetIndex:
         self._vocabulary = vocabulary
         self._builder: DocumentBuilder | None = None
         self._lock = threading.Lock()
+        self._factors_read: tuple[float, dict[str, float]] | None = None
 
     def _ensure(self) -> bool:
         """Create the index behind the alias if there is none; replace one of another mapping
@@ -114,7 +155,7 @@ class ElasticsearchDatasetIndex:
         if current is None:
             self.client.ensure(KIND)
             return False
-        made = f"{self.alias}-{version_of(mapping(KIND))}"
+        made = f"{self.alias}-{version_of(self.client.body(KIND))}"
         if current == made or current.startswith(f"{made}-"):
             return False
         log.warning("%s holds an index of an older mapping (%s): emptied", self.alias, current)
@@ -167,6 +208,7 @@ class ElasticsearchDatasetIndex:
                 )
             raise
         self._refresh()
+        self._calibrate()
 
     def _restore(self, old: set[str], new: set[str]) -> None:
         """Write back the `old` documents as searches still see them (nothing was refreshed
@@ -189,6 +231,7 @@ class ElasticsearchDatasetIndex:
         if actions:
             self.client.bulk(actions)
         self._refresh()
+        self._calibrate()
 
     def _refresh(self) -> None:
         async def work(es: Any) -> None:
@@ -196,21 +239,104 @@ class ElasticsearchDatasetIndex:
 
         self.client.call(work)
 
+    def _calibrate(self) -> None:
+        """Set each scored field's k1 and b so that Lucene's BM25 normalises lengths as
+        tantivy's does.
+
+        tantivy divides a field's tokens by every document (S / N), Lucene by the documents
+        holding the field, here every document, fillers counted (F / N, F = S + fillers). With
+        r = F / S, k1' = k1 (1 - b) + k1 b r and b' = k1 b r / k1' give
+        k1' (1 - b' + b' dl N / F) = k1 (1 - b + b dl N / S) for every length dl. The (k1 + 1)
+        Elasticsearch multiplies a term's score by is divided out by `_factors`. Similarities
+        change only on a closed index: it is closed and opened again when they change (once
+        per write at most, after the refresh)."""
+        index = self.client.current(KIND)
+        if index is None:
+            return
+
+        async def statistics(es: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+            vectors = await es.termvectors(
+                index=index,
+                doc=dict.fromkeys(SCORED, FILLER),
+                fields=list(SCORED),
+                term_statistics=True,
+                field_statistics=True,
+                positions=False,
+                offsets=False,
+            )
+            settings = await es.indices.get_settings(index=index, name="index.similarity.*")
+            return dict(vectors["term_vectors"]), dict(settings[index]["settings"])
+
+        vectors, settings = self.client.call(statistics)
+        current = settings.get("index", {}).get("similarity", {})
+        wanted: dict[str, dict[str, str]] = {}
+        for name in SCORED:
+            found = vectors.get(name, {})
+            total = int(found.get("field_statistics", {}).get("sum_ttf", 0))
+            fillers = int(found.get("terms", {}).get(FILLER, {}).get("ttf", 0))
+            ratio = total / (total - fillers) if total > fillers else 1.0
+            k1 = K1 * (1 - B) + K1 * B * ratio
+            params = {"type": "BM25", "k1": repr(k1), "b": repr(K1 * B * ratio / k1)}
+            have = current.get(f"catalogue_{name}", {})
+            if any(_off(have.get(k), v) for k, v in params.items()):
+                wanted[f"catalogue_{name}"] = params
+        if not wanted:
+            return
+
+        async def change(es: Any) -> None:
+            await es.indices.close(index=index)
+            try:
+                await es.indices.put_settings(index=index, settings={"similarity": wanted})
+            finally:
+                await es.indices.open(index=index)
+            await es.cluster.health(index=index, wait_for_status="yellow", timeout="60s")
+
+        self.client.call(change)
+        self._factors_read = None
+
+    def _factors(self) -> dict[str, float]:
+        """Per scored field: tantivy's (k1 + 1) over the calibrated field's (read again at
+        most every FACTORS_SECONDS: another process may have calibrated since)."""
+        now = time.monotonic()
+        if self._factors_read is not None and now - self._factors_read[0] < FACTORS_SECONDS:
+            return self._factors_read[1]
+        factors = self._read_factors()
+        self._factors_read = (now, factors)
+        return factors
+
+    def _read_factors(self) -> dict[str, float]:
+
+        async def work(es: Any) -> dict[str, Any]:
+            found = await es.indices.get_settings(index=self.alias, name="index.similarity.*")
+            merged: dict[str, Any] = {}
+            for index in found.values():  # one index behind the alias
+                merged.update(index["settings"].get("index", {}).get("similarity", {}))
+            return merged
+
+        similarity = self.client.read(work)
+        return {
+            name: (K1 + 1) / (float(similarity.get(f"catalogue_{name}", {}).get("k1", K1)) + 1)
+            for name in SCORED
+        }
+
     def _document(self, dataset: Dataset) -> dict[str, Any]:
-        """The document of a dataset: the fields of `tantivy_documents`, label fields of other
-        languages than English analysed here."""
+        """The document of a dataset: the fields of `tantivy_documents`, each text field as
+        its tokens (`_tokens`)."""
         assert self._builder is not None
         summary = dataset.summary
         terms = [*dataset.cancer_types, *dataset.body_sites, *dataset.modalities]
         if summary is not None:
             terms += [*summary.body_parts, *summary.modalities]
-        labels: dict[str, list[str]] = {name: [] for name in LABEL_FIELDS}
+        texts: dict[str, list[str]] = {
+            "title": [dataset.title],
+            "description": [dataset.description],
+            "keywords": list(dataset.keywords),
+            "terms": terms,
+            **{name: [] for name in LABEL_FIELDS},
+        }
         for curie in dataset.concepts:
             for name, text in self._builder.labels(curie):
-                if name in SERVER_ANALYSED:
-                    labels[name].append(text)
-                elif tokens := _analysed(text, LABEL_FIELDS[name]):
-                    labels[name].append(" ".join(tokens))
+                texts[name].append(text)
         plain = {
             "provider": [dataset.provider_id],
             "access_rights": [dataset.access_rights] if dataset.access_rights else [],
@@ -225,18 +351,14 @@ class ElasticsearchDatasetIndex:
         return {
             "key": key(dataset.provider_id, dataset.identifier),
             "provider": dataset.provider_id,
-            "title": dataset.title,
-            "description": dataset.description,
-            "keywords": list(dataset.keywords),
-            "terms": terms,
-            "concepts": list(dataset.concepts),
+            **{name: _tokens(values, _FIELD_LANGUAGES[name]) for name, values in texts.items()},
+            "concepts": list(dataset.concepts) or [FILLER],
             "access_rights": plain["access_rights"],
             "license": plain["license"],
             "theme": plain["theme"],
             "facets": facets,
             "sort_title": dataset.title.casefold()[:_SORT_TITLE_CHARS],
             "payload": dataset.model_dump_json(),
-            **labels,
         }
 
     # -- reads
@@ -295,7 +417,7 @@ class ElasticsearchDatasetIndex:
         async def work(es: Any) -> dict[str, Any]:
             return dict(await es.search(**options))
 
-        return self.client.call(work)
+        return self.client.read(work)
 
     # -- queries
 
@@ -309,7 +431,12 @@ class ElasticsearchDatasetIndex:
         must: list[dict[str, Any]] = []
         must_not: list[dict[str, Any]] = []
         if parsed is not None:
-            fields = list(_FIELD_LANGUAGES) if expand else list(DATASET_FIELDS)
+            factors = self._factors()
+            fields = {
+                name: DATASET_FIELDS.get(name, LABEL_BOOST) * factors[name]
+                for name in (_FIELD_LANGUAGES if expand else DATASET_FIELDS)
+            }
+            fields["concepts"] = _CONCEPT_BOOST * factors["concepts"]
             clauses = [q for c in parsed.clauses if (q := self._clause(c, fields)) is not None]
             if clauses:
                 need = min(required or parsed.required(), len(clauses))
@@ -325,15 +452,16 @@ class ElasticsearchDatasetIndex:
         return {"bool": {"must": must, "must_not": must_not, "filter": _filters(filters)}}
 
     def _clause(
-        self, alternatives: tuple[Segment, ...], fields: list[str]
+        self, alternatives: tuple[Segment, ...], fields: dict[str, float]
     ) -> dict[str, Any] | None:
         queries = [q for s in alternatives if (q := self._segment(s, fields)) is not None]
         if len(queries) <= 1:
             return queries[0] if queries else None
         return {"bool": {"should": queries, "minimum_should_match": 1}}
 
-    def _segment(self, segment: Segment, fields: list[str]) -> dict[str, Any] | None:
-        """The segment's words in the text fields, or one of the concepts it names."""
+    def _segment(self, segment: Segment, fields: dict[str, float]) -> dict[str, Any] | None:
+        """The segment's words in the text fields, or one of the concepts it names (`fields`:
+        the boost of each field searched, and of `concepts`)."""
         options: list[dict[str, Any]] = []
         text: dict[str, Any] | None
         if segment.phrase:
@@ -345,29 +473,23 @@ class ElasticsearchDatasetIndex:
             options.append(text)
         if segment.concepts:
             terms = [{"term": {"concepts": c}} for c in segment.concepts]
-            options.append({"dis_max": {"queries": terms, "boost": _CONCEPT_BOOST}})
+            options.append({"dis_max": {"queries": terms, "boost": fields["concepts"]}})
         if len(options) <= 1:
             return options[0] if options else None
         return {"bool": {"should": options, "minimum_should_match": 1}}
 
-    def _phrase(self, text: str, fields: list[str]) -> dict[str, Any] | None:
+    def _phrase(self, text: str, fields: dict[str, float]) -> dict[str, Any] | None:
         """Text in any of the fields (adjacent tokens when it analyses to several), the best
-        field scoring. Server-analysed fields get the text, the others its tokens."""
+        field scoring: its tokens, analysed as each field's were."""
         tokens = {lang: _analysed(text, lang) for lang in set(_FIELD_LANGUAGES.values())}
         per_field: list[dict[str, Any]] = []
-        for name in fields:
-            boost = DATASET_FIELDS.get(name, LABEL_BOOST)
-            if name in SERVER_ANALYSED:
-                if not tokens["en"]:  # what the server's analyzer would keep nothing of
-                    continue
-                per_field.append({"match_phrase": {name: {"query": text, "boost": boost}}})
+        for name, boost in fields.items():
+            if name not in _FIELD_LANGUAGES:
                 continue
             words = tokens[_FIELD_LANGUAGES[name]]
-            if not words:
-                continue
             if len(words) == 1:
                 per_field.append({"term": {name: {"value": words[0], "boost": boost}}})
-            else:
+            elif words:
                 query = {"query": " ".join(words), "boost": boost}
                 per_field.append({"match_phrase": {name: query}})
         if not per_field:
@@ -398,7 +520,7 @@ class ElasticsearchDatasetIndex:
             )
             return dict(found["aggregations"]["facets"])
 
-        return self.client.call(work)
+        return self.client.read(work)
 
     def _shape(self, counts: dict[str, dict[str, int]]) -> FacetCounts:
         """Plain facets as counted; a concept facet lists its most specific values present
@@ -450,7 +572,7 @@ class ElasticsearchDatasetIndex:
             async def work(es: Any, options: dict[str, Any] = options) -> list[dict[str, Any]]:
                 return list((await es.search(**options))["hits"]["hits"])
 
-            hits = self.client.call(work)
+            hits = self.client.read(work)
             yield from hits
             if len(hits) < _PAGE:
                 return
