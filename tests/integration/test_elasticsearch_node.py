@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import pytest
@@ -88,7 +89,10 @@ def run(node: ElasticsearchNode, work: Callable[[AsyncElasticsearch], Awaitable[
         finally:
             await client.close()
 
-    return asyncio.run(main())
+    # in a thread of its own: the test thread may hold a running event loop (an earlier
+    # test's, such as Playwright's), under which asyncio.run refuses to start
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, main()).result()
 
 
 async def create_index(client: AsyncElasticsearch, name: str, ids: list[str]) -> None:
