@@ -94,11 +94,35 @@ def dataset_index(request: pytest.FixtureRequest, tmp_path: Path):  # type: igno
             httpx.delete(f"{node.url}/{index['index']}", timeout=30).raise_for_status()
 
 
-@pytest.fixture(params=plugins.available(plugins.COHORT_INDEXES))
+@pytest.fixture(
+    params=[
+        pytest.param(name, marks=[pytest.mark.service] if name in REMOTE_INDEXES else [])
+        for name in plugins.available(plugins.COHORT_INDEXES)
+    ]
+)
 def cohort_index(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
-    backend = plugins.load(plugins.COHORT_INDEXES, request.param)(tmp_path / "cohort")
-    yield backend
-    backend.close()
+    """The cohort index under test; a server-backed one gets indices of its own (a prefix
+    unique to the test), deleted after it."""
+    name: str = request.param
+    cls = plugins.load(plugins.COHORT_INDEXES, name)
+    if name not in REMOTE_INDEXES:
+        backend = cls(tmp_path / "cohort")
+        yield backend
+        backend.close()
+        return
+    node = request.getfixturevalue(REMOTE_INDEXES[name])
+    prefix = f"contract-{uuid.uuid4().hex[:12]}"
+    settings = IndexSettings(
+        cohort=name, elasticsearch=ElasticsearchSettings(url=node.url, index_prefix=prefix)
+    )
+    backend = cls.open(tmp_path / "cohort", settings)
+    try:
+        yield backend
+    finally:
+        backend.close()
+        listed = httpx.get(f"{node.url}/_cat/indices/{prefix}-*?format=json&h=index", timeout=30)
+        for index in listed.raise_for_status().json():
+            httpx.delete(f"{node.url}/{index['index']}", timeout=30).raise_for_status()
 
 
 def small_graph(label: str) -> Graph:
