@@ -1,11 +1,15 @@
 """The cohort index on Elasticsearch: one document per (provider, subject) with its studies nested
 in it and their series nested in them (schemas/index/cohort.json), so that the exists-semantics of
 the query model (docs/feasibility.md) are nested queries (cohort_query.py). Counts are exact, no
-approximate cardinality: subjects are document counts of filter aggregations, series the counts of
-the counted nested series, studies the distinct study ids among them (listed by terms
-aggregations, which also give the fingerprints and linkage registers, computed here: XOR and the
-largest rank per register would need scripts the cluster may not have). When an answer has more
-identifiers than a request may list, they are asked for in partitions.
+approximate cardinality, and computed by aggregations, not by listing identifiers: subjects are
+document counts of filter aggregations, series the counts of the counted nested series, studies
+the study objects holding them (`reverse_nested`). Fingerprints are XORs: each document (study
+object, series) keeps the positions of its pseudonym's set bits, so a terms aggregation on them
+gives per bit how many members set it, whose parity is the XOR's bit. Sketch buckets and linkage
+registers (the largest rank per register) are terms aggregations too. Only identifiers held by
+several documents (a study id of several subjects, a subject of several providers: the `shared`
+registry, renewed on each write) are listed, to count them once; when they are too many for one
+request, in partitions. Strata tables are asked for in pieces under the cluster's bucket limit.
 
 Writes rebuild the documents of the subjects a change touches: a source's rows are replaced by
 reading those subjects' other rows back from their documents (each series keeps its original
@@ -13,12 +17,14 @@ row), so that the subject's sex and the annotation bits, which span sources, are
 Diagnoses, value concepts and their mapping version are kept in documents of their own (`kind`).
 Elasticsearch has no transactions: a source is read whole before anything is written, so a source
 that fails to read keeps its previous rows, but a cluster failure part-way through the bulk write
-can leave some of the touched subjects old and some new until the next write."""
+can leave some of the touched subjects old and some new until the next write. An index of an
+older mapping is rebuilt on opening from the rows its documents keep (`_migrate`)."""
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Self
 
@@ -37,11 +43,13 @@ from catalogue.domain.cohort import (
     Stratum,
     StratumCell,
 )
-from catalogue.domain.linkage import RANK_BITS, HllSketch
+from catalogue.domain.linkage import RANK_BITS, REGISTERS, HllSketch
 from catalogue.exceptions import QueryError, StoreError
 from catalogue.imaging.features import ANNOTATION_MODALITIES, SERIES_SCHEMA
-from catalogue.index.elasticsearch.client import EsClient
+from catalogue.index.elasticsearch.client import EsClient, version_of
 from catalogue.index.elasticsearch.cohort_query import (
+    MATCH_ALL,
+    MATCH_NONE,
     SERIES,
     STUDIES,
     Compiler,
@@ -51,16 +59,21 @@ from catalogue.index.elasticsearch.cohort_query import (
     conj,
     counted_parts,
     dimension_value,
+    neg,
     rows_where,
     s,
     strata_domain,
 )
 from catalogue.ontology.curie import is_curie
 
+log = logging.getLogger(__name__)
+
 KIND = "cohort"
 VALUE_FIELDS = ("body_part", "modality", "manufacturer")
 SKETCH_MASK = 255
 """Subject sketches have SKETCH_MASK + 1 buckets: the low bits of the pseudonym (as DuckDB's)."""
+MASK64 = (1 << 64) - 1
+RANK_MASK = (1 << RANK_BITS) - 1
 PAGE = 1_000
 TERMS_SIZE = 40_000
 """Identifiers fetched per terms aggregation and partition; more partitions when exceeded."""
@@ -68,6 +81,8 @@ IDS_PER_REQUEST = 16_000
 """Identifiers (bounded by document counts) one request of a partitioned answer lists: under
 the cluster's default `search.max_buckets` (65,536)."""
 MAX_PARTITIONS = 4_096
+CELL_BUCKETS = 40_000
+"""Buckets (estimated) the strata cells of one request may take: under `search.max_buckets`."""
 SUBJECTS_PER_QUERY = 50_000
 """Subject ids per terms query (the cluster's default `index.max_terms_count` is 65,536)."""
 BIG = 65_000
@@ -100,12 +115,20 @@ def _xor(values: Iterable[int]) -> int:
     return out
 
 
-def _sketch(subjects: Iterable[int]) -> tuple[tuple[int, int], ...]:
-    buckets: dict[int, int] = {}
-    for subject in subjects:
-        bucket = subject & SKETCH_MASK
-        buckets[bucket] = buckets.get(bucket, 0) + 1
-    return tuple(sorted(buckets.items()))
+def bits(value: int) -> list[int]:
+    """The positions of the set bits of a 64-bit pseudonym (two's complement; 63 is the sign)."""
+    unsigned = value & MASK64
+    return [i for i in range(64) if unsigned >> i & 1]
+
+
+def from_bits(buckets: Iterable[Mapping[str, Any]]) -> int:
+    """The XOR of the values whose set bits a terms aggregation on their bit positions
+    counted: bit i is set when an odd number of them have it (signed, as the pseudonyms)."""
+    out = 0
+    for bucket in buckets:
+        if int(bucket["doc_count"]) % 2:
+            out |= 1 << int(bucket["key"])
+    return out - (1 << 64) if out >> 63 else out
 
 
 def build_documents(
@@ -127,6 +150,7 @@ def build_documents(
             cells.add(cell)
             doc: dict[str, Any] = {
                 "series": int(row["series"]),
+                "series_bits": bits(int(row["series"])),
                 "study": int(row["study"]),
                 "cell": cell,
                 "provider": provider,
@@ -153,15 +177,24 @@ def build_documents(
                 {k: v for k, v in doc.items() if v is not None and v != []}
             )
         linkage = sorted({int(r["linkage"]) for r in mine if r.get("linkage") is not None})
+        register: dict[str, int] = {}
+        if linkage:  # the subject's largest code, as DuckDB's
+            register = {"register": linkage[-1] >> RANK_BITS, "rank": linkage[-1] & RANK_MASK}
         out[_subject_id(provider, subject)] = {
+            **register,
             "kind": "subject",
             "provider": provider,
             "subject": subject,
+            "subject_bits": bits(subject),
+            "bucket": subject & SKETCH_MASK,
             "sex": sex,
             "diagnoses": sorted(diagnoses.get(subject, ())),
             "linkage": linkage,
             "cells": sorted(cells),
-            "studies": [{"study": t, "series": series} for t, series in studies.items()],
+            "studies": [
+                {"study": t, "study_bits": bits(t), "series": series}
+                for t, series in studies.items()
+            ],
         }
     return out
 
@@ -191,6 +224,13 @@ def _annotations(rows: list[dict[str, Any]]) -> list[set[str]]:
     return out
 
 
+def _doc_id(doc: Mapping[str, Any]) -> str:
+    """The id of a diagnoses or value concepts document."""
+    if doc["kind"] == "diagnoses":
+        return f"diagnoses|{doc['provider']}|{doc['source']}"
+    return f"concepts|{doc['provider']}"
+
+
 def _subject_id(provider: str, subject: int) -> str:
     return f"subject|{provider}|{subject}"
 
@@ -206,9 +246,58 @@ class ElasticsearchCohortIndex:
     def __init__(self, client: EsClient, *, owned: bool = True) -> None:
         self._client = client
         self._owned = owned
-        client.ensure(KIND)
         self._alias = client.alias(KIND)
         self._lock = threading.Lock()
+        current = client.current(KIND)
+        made = f"{self._alias}-{version_of(client.body(KIND))}"
+        if current is None:
+            client.ensure(KIND)
+        elif current != made and not current.startswith(f"{made}-"):
+            self._migrate(current)
+
+    def _migrate(self, current: str) -> None:
+        """Rebuild an index of an older mapping from the rows its documents keep (and its
+        diagnoses and value concepts) into a new one, then move the alias to it. A write to
+        the old index from another process meanwhile is lost (rewrite that source)."""
+        log.warning("%s holds an index of an older mapping (%s): rebuilt", self._alias, current)
+        target = self._client.fresh(KIND)
+        self._alias = current  # read the old index ...
+        diagnoses: dict[str, dict[int, set[str]]] = {}
+        kept: list[dict[str, Any]] = []
+        for doc in self._scan({"bool": {"must_not": [{"term": {"kind": "subject"}}]}}, ["*"]):
+            kept.append(doc)
+            if doc.get("kind") == "diagnoses":
+                found = diagnoses.setdefault(str(doc["provider"]), {})
+                payload = doc["payload"]
+                for subject, value in zip(payload["subjects"], payload["codes"], strict=True):
+                    found.setdefault(int(subject), set()).add(str(value))
+        actions: list[dict[str, Any]] = [
+            {"_op_type": "index", "_index": target, "_id": _doc_id(doc), "_source": doc}
+            for doc in kept
+            if doc.get("kind") in ("diagnoses", "concepts")
+        ]
+        studies: set[int] = set()
+        subjects: set[int] = set()
+        for doc in self._scan({"term": {"kind": "subject"}}, ["provider", f"{SERIES}.row"]):
+            provider = str(doc["provider"])
+            rows = [r["row"] for t in doc.get("studies", ()) for r in t.get("series", ())]
+            for doc_id, built in build_documents(
+                provider, rows, diagnoses.get(provider, {})
+            ).items():
+                subjects.add(int(built["subject"]))
+                studies.update(int(t["study"]) for t in built["studies"])
+                actions.append(
+                    {"_op_type": "index", "_index": target, "_id": doc_id, "_source": built}
+                )
+            if len(actions) >= PAGE:
+                self._client.bulk(actions)
+                actions = []
+        self._client.bulk(actions)
+        self._alias = target  # ... and the new one
+        self._refresh()
+        self._update_shared(studies, subjects)
+        self._client.swap(KIND, target)
+        self._alias = self._client.alias(KIND)
 
     # -- cluster access ------------------------------------------------------------------------
 
@@ -319,6 +408,7 @@ class ElasticsearchCohortIndex:
             touched.append(rows_where([{"term": {s("source"): source_id}}]))
         rows: list[dict[str, Any]] = []
         old: set[str] = set()
+        studies = {int(r["study"]) for r in incoming}
         for part in touched:
             query = conj([{"term": {"kind": "subject"}}, {"term": {"provider": provider_id}}, part])
             for doc in self._scan(query, ["subject", f"{SERIES}.row"]):
@@ -329,6 +419,7 @@ class ElasticsearchCohortIndex:
                 for study in doc.get("studies", ()):
                     for series in study.get("series", ()):
                         row = series["row"]
+                        studies.add(int(row["study"]))
                         if source_id is None or row.get("source") != source_id:
                             rows.append(row)
         rows.extend(incoming)
@@ -343,6 +434,63 @@ class ElasticsearchCohortIndex:
         )
         if actions:
             self._client.bulk(actions)
+        self._refresh()
+        people = {int(doc_id.rsplit("|", 1)[1]) for doc_id in old}
+        self._update_shared(studies, people | set(wanted))
+
+    # -- identifiers held by several subject documents -----------------------------------------
+
+    def shared(self) -> tuple[list[int], list[int]]:
+        """The study ids held by several subject documents (of one or more providers) and the
+        subject pseudonyms held by several providers: the few identifiers a count lists (the
+        others are counted, and XORed, by aggregations)."""
+        for doc in self._scan({"term": {"kind": "shared"}}, ["payload"]):
+            payload = doc["payload"]
+            return [int(v) for v in payload["studies"]], [int(v) for v in payload["subjects"]]
+        return [], []
+
+    def _update_shared(self, studies: Collection[int], subjects: Collection[int]) -> None:
+        """Renew the shared identifiers among those a write touched."""
+        old_studies, old_subjects = self.shared()
+        found_studies = set(old_studies) - set(studies)
+        found_subjects = set(old_subjects) - set(subjects)
+        for field_name, path, wanted, found in (
+            ("studies.study", STUDIES, sorted(studies), found_studies),
+            ("subject", None, sorted(subjects), found_subjects),
+        ):
+            for i in range(0, len(wanted), SUBJECTS_PER_QUERY):
+                chunk = wanted[i : i + SUBJECTS_PER_QUERY]
+                held: dict[str, Any] = {
+                    "terms": {"field": field_name, "size": len(chunk), "min_doc_count": 2}
+                }
+                aggs: dict[str, Any] = {
+                    "f": {"filter": {"terms": {field_name: chunk}}, "aggs": {"ids": held}}
+                }
+                if path is not None:
+                    aggs = {"n": {"nested": {"path": path}, "aggs": aggs}}
+                response = self._search(
+                    {"size": 0, "query": {"term": {"kind": "subject"}}, "aggs": aggs}
+                )["aggregations"]
+                node = response["n"] if path is not None else response
+                found.update(int(b["key"]) for b in node["f"]["ids"]["buckets"])
+        if (found_studies, found_subjects) == (set(old_studies), set(old_subjects)):
+            return
+        self._client.bulk(
+            [
+                {
+                    "_op_type": "index",
+                    "_index": self._alias,
+                    "_id": "shared",
+                    "_source": {
+                        "kind": "shared",
+                        "payload": {
+                            "studies": sorted(found_studies),
+                            "subjects": sorted(found_subjects),
+                        },
+                    },
+                }
+            ]
+        )
         self._refresh()
 
     def replace_value_concepts(
@@ -695,20 +843,29 @@ class ElasticsearchCohortIndex:
                 plan="elasticsearch: nothing in scope",
             )
         linked = self._linked(providers) if linkage else set()
-        request = _Request(compiler, pairs, providers, strata, domains, listed, linked)
+        request = _Request(
+            compiler, pairs, providers, strata, domains, listed, linked, self.shared(), evidence
+        )
+        return request.result([self._answer(request, piece) for piece in request.pieces()])
+
+    def _answer(self, request: _Request, piece: _Piece) -> list[dict[str, Any]]:
+        """The responses to one piece of a request: one, or one per partition of the
+        identifiers it lists when they are too many for one."""
         partitions = 1
         while True:
             found: list[dict[str, Any]] | None
             try:
-                found = [self._search(request.body(i, partitions)) for i in range(partitions)]
+                found = [
+                    self._search(request.body(piece, i, partitions)) for i in range(partitions)
+                ]
             except StoreError as exc:
                 if not _too_many_buckets(exc):
                     raise
                 found = None
             if found is not None and not any(_overflowed(f["aggregations"]) for f in found):
-                return request.result(found, evidence)
+                return found
             if partitions == 1:  # size the identifiers by the counts alone
-                sizes = self._search(request.body(0, 0))["aggregations"]
+                sizes = self._search(request.body(piece, 0, 0))["aggregations"]
                 partitions = max(2, -(-_identifiers(sizes) // IDS_PER_REQUEST))
             else:
                 partitions *= 2
@@ -747,13 +904,9 @@ def _too_many_buckets(exc: StoreError) -> bool:
 
 def _identifiers(node: Any) -> int:
     """A bound on the identifiers a response lists, from the document counts of the buckets
-    that list them (subjects, linkage codes; series and studies)."""
+    that list them (shared subjects and studies)."""
     if isinstance(node, dict):
-        own = 0
-        if "ids" in node or "lk" in node:
-            own += int(node.get("doc_count", 0)) * (("ids" in node) + ("lk" in node))
-        if "sid" in node:
-            own += 2 * int(node.get("doc_count", 0))
+        own = int(node.get("doc_count", 0)) if "ids" in node else 0
         return own + sum(_identifiers(v) for v in node.values())
     if isinstance(node, list):
         return sum(_identifiers(v) for v in node)
@@ -771,8 +924,21 @@ def _overflowed(node: Any) -> bool:
     return False
 
 
+_Piece = tuple[int, int, int]
+"""(n, start, stop): cells `start` to `stop` of strata table `n`; with n CELLS of the dataset
+cells (the first such piece also has the provider cells); with n LINKAGE the registers of
+linked provider `start`."""
+CELLS = -1
+LINKAGE = -2
+
+
 class _Request:
-    """One count request: its body (per partition of the identifiers) and its reading."""
+    """One count: its requests (`pieces`, each per partition of the identifiers it lists) and
+    their reading. Subjects, series and the studies whose id one study object alone holds are
+    counted and XORed by aggregations (document counts; per bit position, how many set it);
+    only the shared identifiers (`shared`) are listed. Fingerprints and sketches follow the
+    DuckDB index: a provider's or dataset's study fingerprint XORs a study id once per subject
+    holding it, a strata cell's once; a strata cell's sketch counts a subject once per provider."""
 
     def __init__(
         self,
@@ -782,7 +948,9 @@ class _Request:
         strata: tuple[tuple[Stratum, ...], ...],
         domains: list[list[tuple[str | None, ...]]],
         listed: Mapping[Stratum, tuple[str, ...]],
-        linked: set[str],
+        linked: Collection[str],
+        shared: tuple[list[int], list[int]],
+        evidence: bool,
     ) -> None:
         self.compiler = compiler
         self.pairs = pairs
@@ -790,11 +958,27 @@ class _Request:
         self.strata = strata
         self.domains = domains
         self.listed = listed
-        self.linked = linked
+        self.linked = sorted(linked)
+        self.shared_studies, self.shared_subjects = shared
+        self.evidence = evidence
         self.everything: Query = {"terms": {s("cell"): [cell_key(*pair) for pair in pairs]}}
 
-    def body(self, partition: int, partitions: int) -> dict[str, Any]:
-        """The request for one partition of the identifiers (none with `partitions` 0)."""
+    def pieces(self) -> list[_Piece]:
+        """The requests of an answer: the provider and dataset cells, then each strata
+        table's cells in groups small enough for the cluster's bucket limit."""
+        combinations = len(self.compiler.combinations(MATCH_ALL))
+        per_cell = combinations * 140 + 70 + (SKETCH_MASK + 1 if self.evidence else 0)
+        size = max(1, CELL_BUCKETS // per_cell)
+        out: list[_Piece] = [(CELLS, 0, size)]
+        out.extend((CELLS, start, start + size) for start in range(size, len(self.pairs), size))
+        out.extend((LINKAGE, i, i + 1) for i in range(len(self.linked)))
+        for n, domain in enumerate(self.domains):
+            out.extend((n, start, start + size) for start in range(0, len(domain), size))
+        return out
+
+    def body(self, piece: _Piece, partition: int, partitions: int) -> dict[str, Any]:
+        """The request for one piece and one partition of the identifiers (none with
+        `partitions` 0)."""
 
         def ids(field: str) -> dict[str, Any]:
             if partitions == 0:  # counts only
@@ -804,14 +988,63 @@ class _Request:
                 terms["include"] = {"partition": partition, "num_partitions": partitions}
             return {"terms": terms}
 
-        rows_ids = {"sid": ids(s("series")), "tid": ids(s("study"))}
+        def bit_counts(field: str, size: int = 64) -> dict[str, Any]:
+            return {"terms": {"field": field, "size": size}}
+
+        def subject_aggs(shared: bool) -> dict[str, Any]:
+            """At root level: bits (and sketch buckets) of the subjects, those held by
+            several providers listed when `shared`."""
+            out: dict[str, Any] = {"sb": bit_counts("subject_bits")}
+            if self.evidence:
+                out["bk"] = bit_counts("bucket", SKETCH_MASK + 1)
+            if shared and self.shared_subjects:
+                held: Query = {"terms": {"subject": self.shared_subjects}}
+                out["u"] = {"filter": neg(held), "aggs": {"sb": out.pop("sb")}}
+                out["sh"] = {"filter": held, "aggs": {"ids": ids("subject")}}
+            return out
+
+        def series_aggs(by_provider: bool) -> dict[str, Any]:
+            """At series level: the series bits, the studies held by one study object (counted
+            and their bits), the shared ones listed (per provider when `by_provider`)."""
+            held: Query = (
+                {"terms": {s("study"): self.shared_studies}} if self.shared_studies else MATCH_NONE
+            )
+            out: dict[str, Any] = {
+                "xb": bit_counts(s("series_bits")),
+                "st": {
+                    "filter": neg(held) if self.shared_studies else MATCH_ALL,
+                    "aggs": {
+                        "t": {
+                            "reverse_nested": {"path": STUDIES},
+                            "aggs": {"tb": bit_counts(f"{STUDIES}.study_bits")},
+                        }
+                    },
+                },
+            }
+            if self.shared_studies:
+                listing: dict[str, Any] = {"ids": ids(s("study"))}
+                if not by_provider:  # the study objects holding each
+                    listing["ids"]["aggs"] = {"o": {"reverse_nested": {"path": STUDIES}}}
+                if by_provider:
+                    listing = {
+                        "p": {"terms": {"field": s("provider"), "size": BIG}, "aggs": listing}
+                    }
+                out["sh"] = {"filter": held, "aggs": listing}
+            return out
+
         c = self.compiler
         everything = self.everything
-        provider_aggs: dict[str, Any] = {"ids": ids("subject"), **c.rows_aggs(everything, rows_ids)}
-        if self.linked:
-            provider_aggs["lk"] = ids("linkage")
-        aggs: dict[str, Any] = {
-            "P": {
+        if piece[0] >= 0:
+            return self._table_body(piece, subject_aggs, series_aggs)
+        if piece[0] == LINKAGE:
+            return self._linkage_body(self.linked[piece[1]])
+        provider_aggs: dict[str, Any] = {
+            **subject_aggs(False),
+            **c.rows_aggs(everything, series_aggs(False)),
+        }
+        aggs: dict[str, Any] = {}
+        if piece[1] == 0:
+            aggs["P"] = {
                 "filter": c.matches(everything),
                 "aggs": {
                     "by": {
@@ -822,46 +1055,13 @@ class _Request:
                     }
                 },
             }
-        }
         for i, pair in enumerate(self.pairs):
+            if not piece[1] <= i < piece[2]:
+                continue
             rows: Query = {"term": {s("cell"): cell_key(*pair)}}
             aggs[f"D{i}"] = {
                 "filter": conj([{"term": {"provider": pair[0]}}, c.matches(rows)]),
-                "aggs": {"ids": ids("subject"), **c.rows_aggs(rows, rows_ids)},
-            }
-        for n, (dims, domain) in enumerate(zip(self.strata, self.domains, strict=True)):
-            values = {
-                f"v{j}": conj(
-                    [
-                        dimension_value(d, v, self.listed.get(d, ()))
-                        for d, v in zip(dims, cell, strict=True)
-                    ]
-                )
-                for j, cell in enumerate(domain)
-            }
-            inner = {
-                "v": {
-                    "filters": {"filters": values},
-                    "aggs": {
-                        "sid": ids(s("series")),
-                        "tid": {
-                            "terms": {"field": s("provider"), "size": BIG},
-                            "aggs": {"t": ids(s("study"))},
-                        },
-                    },
-                }
-            }
-            aggs[f"T{n}"] = {
-                "filter": c.matches(everything),
-                "aggs": {
-                    "subj": {
-                        "filters": {
-                            "filters": {k: c.has_counted(everything, v) for k, v in values.items()}
-                        },
-                        "aggs": {"ids": ids("subject")},
-                    },
-                    **c.rows_aggs(everything, inner),
-                },
+                "aggs": {**subject_aggs(False), **c.rows_aggs(rows, series_aggs(False))},
             }
         return {
             "size": 0,
@@ -870,83 +1070,190 @@ class _Request:
             "aggs": aggs,
         }
 
-    def result(self, responses: list[dict[str, Any]], evidence: bool) -> ExactResult:
-        first = responses[0]["aggregations"]
+    def _linkage_body(self, provider: str) -> dict[str, Any]:
+        """The request for the largest rank per register of a provider's matching subjects."""
+        return {
+            "size": 0,
+            "track_total_hits": False,
+            "query": conj(
+                [
+                    {"term": {"kind": "subject"}},
+                    {"term": {"provider": provider}},
+                    self.compiler.matches(self.everything),
+                ]
+            ),
+            "aggs": {
+                "lk": {
+                    "terms": {"field": "register", "size": REGISTERS},
+                    "aggs": {"rank": {"max": {"field": "rank"}}},
+                }
+            },
+        }
+
+    def _table_body(
+        self,
+        piece: tuple[int, int, int],
+        subject_aggs: Callable[[bool], dict[str, Any]],
+        series_aggs: Callable[[bool], dict[str, Any]],
+    ) -> dict[str, Any]:
+        """The request for cells `start` to `stop` of strata table `n`."""
+        n, start, stop = piece
+        c = self.compiler
+        everything = self.everything
+        dims = self.strata[n]
+        values = {
+            f"v{j}": conj(
+                [
+                    dimension_value(d, v, self.listed.get(d, ()))
+                    for d, v in zip(dims, cell, strict=True)
+                ]
+            )
+            for j, cell in enumerate(self.domains[n])
+            if start <= j < stop
+        }
+        inner = {"v": {"filters": {"filters": values}, "aggs": series_aggs(True)}}
+        return {
+            "size": 0,
+            "track_total_hits": False,
+            "query": conj([{"term": {"kind": "subject"}}, {"terms": {"provider": self.providers}}]),
+            "aggs": {
+                "T": {
+                    "filter": c.matches(everything),
+                    "aggs": {
+                        "subj": {
+                            "filters": {
+                                "filters": {
+                                    k: c.has_counted(everything, v) for k, v in values.items()
+                                }
+                            },
+                            "aggs": subject_aggs(True),
+                        },
+                        **c.rows_aggs(everything, inner),
+                    },
+                }
+            },
+        }
+
+    def _subjects(
+        self, buckets: list[Mapping[str, Any]]
+    ) -> tuple[int, tuple[tuple[int, int], ...]]:
+        """The subjects' fingerprint and sketch of a root-level bucket (one per partition):
+        the fingerprint XORs each subject id once, the sketch counts a subject per provider
+        (as the DuckDB index does)."""
+        first = buckets[0]
+        fp = from_bits(first.get("u", first)["sb"]["buckets"])
+        if "sh" in first:
+            fp ^= _xor(
+                {int(b["key"]) for bucket in buckets for b in bucket["sh"]["ids"]["buckets"]}
+            )
+        if not self.evidence:
+            return fp, ()
+        return fp, tuple(
+            sorted((int(b["key"]), int(b["doc_count"])) for b in first["bk"]["buckets"])
+        )
+
+    @staticmethod
+    def _rows(parts: list[list[Mapping[str, Any]]]) -> tuple[int, int, int, int, list[Any]]:
+        """Series, series fingerprint, studies held by one object and their fingerprint, and
+        the buckets listing shared studies, of the counted rows (`parts`: per partition, the
+        series-level buckets of the combinations)."""
+        n_series = n_studies = series_fp = study_fp = 0
+        for part in parts[0]:
+            n_series += int(part["doc_count"])
+            series_fp ^= from_bits(part["xb"]["buckets"])
+            n_studies += int(part["st"]["t"]["doc_count"])
+            study_fp ^= from_bits(part["st"]["t"]["tb"]["buckets"])
+        listings = [part["sh"] for partition in parts for part in partition if "sh" in part]
+        return n_series, series_fp, n_studies, study_fp, listings
+
+    def result(self, answers: list[list[dict[str, Any]]]) -> ExactResult:
+        """The answer from the responses to each of `pieces()`."""
+        responses = answers[0]
+        pieces = self.pieces()
         by_provider: dict[str, ExactCounts] = {}
         fingerprints: dict[str, CellEvidence] = {}
-        ranks: dict[str, list[tuple[int, int]]] = {p: [] for p in self.linked}
+        ranks: dict[str, list[tuple[int, int]]] = {
+            self.linked[piece[1]]: [
+                (int(b["key"]), int(b["rank"]["value"]))
+                for b in answer[0]["aggregations"]["lk"]["buckets"]
+            ]
+            for piece, answer in zip(pieces, answers, strict=True)
+            if piece[0] == LINKAGE
+        }
 
         def read(buckets: list[Mapping[str, Any]]) -> tuple[ExactCounts, CellEvidence]:
             """A provider or dataset cell (one bucket per partition of the identifiers):
-            studies are its distinct counted study ids (one provider's)."""
-            subjects: set[int] = set()
-            studies: set[int] = set()
-            series: set[int] = set()
-            for bucket in buckets:
-                subjects.update(int(b["key"]) for b in bucket["ids"]["buckets"])
-                for part in counted_parts(bucket):
-                    series.update(int(b["key"]) for b in part["sid"]["buckets"])
-                    studies.update(int(b["key"]) for b in part["tid"]["buckets"])
-            n_series = sum(int(part["doc_count"]) for part in counted_parts(buckets[0]))
+            studies are its distinct counted study ids (one provider's); their fingerprint
+            XORs the id once per subject holding it (as DuckDB's)."""
+            subject_fp, sketch = self._subjects(buckets)
+            n_series, series_fp, n_studies, study_fp, listings = self._rows(
+                [counted_parts(b) for b in buckets]
+            )
+            shared = {int(b["key"]) for sh in listings for b in sh["ids"]["buckets"]}
+            for sh in listings:  # one study object per subject, as DuckDB's (not distinct)
+                for b in sh["ids"]["buckets"]:
+                    if int(b["o"]["doc_count"]) % 2:
+                        study_fp ^= int(b["key"])
             counts = ExactCounts(
-                subjects=int(buckets[0]["doc_count"]), studies=len(studies), series=n_series
+                subjects=int(buckets[0]["doc_count"]),
+                studies=n_studies + len(shared),
+                series=n_series,
             )
             return counts, CellEvidence(
-                subject_fp=_xor(subjects),
-                study_fp=_xor(studies),
-                series_fp=_xor(series),
-                sketch=_sketch(subjects) if evidence else (),
+                subject_fp=subject_fp,
+                study_fp=study_fp,
+                series_fp=series_fp,
+                sketch=sketch,
             )
 
         for p in self.providers:
             buckets = [r["aggregations"]["P"]["by"]["buckets"][p] for r in responses]
             by_provider[p], fingerprints[f"provider:{p}"] = read(buckets)
-            if p in self.linked:
-                for bucket in buckets:
-                    for b in bucket["lk"]["buckets"]:
-                        value = int(b["key"])
-                        ranks[p].append((value >> RANK_BITS, value & ((1 << RANK_BITS) - 1)))
         by_dataset: dict[tuple[str, str], ExactCounts] = {}
         for i, pair in enumerate(self.pairs):
-            buckets = [r["aggregations"][f"D{i}"] for r in responses]
+            buckets = [
+                r["aggregations"][f"D{i}"]
+                for a, piece in zip(answers, pieces, strict=True)
+                if piece[0] == CELLS and piece[1] <= i < piece[2]
+                for r in a
+            ]
             by_dataset[pair], fingerprints[f"dataset:{pair[0]}/{pair[1]}"] = read(buckets)
         tables = []
         for n, (dims, domain) in enumerate(zip(self.strata, self.domains, strict=True)):
             found_cells = []
+            holding = {
+                j: [r["aggregations"]["T"] for r in answers[i]]
+                for i, piece in enumerate(pieces)
+                if piece[0] == n
+                for j in range(piece[1], min(piece[2], len(domain)))
+            }
             for j, values in enumerate(domain):
                 key = f"v{j}"
-                subjects: set[int] = set()
-                studies: set[int] = set()
-                series: set[int] = set()
-                keyed: set[tuple[str, int]] = set()
-                n_series = 0
-                for r, response in enumerate(responses):
-                    table = response["aggregations"][f"T{n}"]
-                    subject_bucket = table["subj"]["buckets"][key]
-                    subjects.update(int(b["key"]) for b in subject_bucket["ids"]["buckets"])
-                    for part in counted_parts(table):
-                        bucket = part["v"]["buckets"][key]
-                        series.update(int(b["key"]) for b in bucket["sid"]["buckets"])
-                        for by in bucket["tid"]["buckets"]:
-                            keyed.update(
-                                (str(by["key"]), int(b["key"])) for b in by["t"]["buckets"]
-                            )
-                        if r == 0:
-                            n_series += int(bucket["doc_count"])
-                studies = {study for _, study in keyed}
-                n_studies = len(keyed)
-                subject_count = int(first[f"T{n}"]["subj"]["buckets"][key]["doc_count"])
+                tables_n = holding[j]
+                subject_buckets = [table["subj"]["buckets"][key] for table in tables_n]
+                subject_fp, sketch = self._subjects(subject_buckets)
+                n_series, series_fp, n_studies, study_fp, listings = self._rows(
+                    [[part["v"]["buckets"][key] for part in counted_parts(t)] for t in tables_n]
+                )
+                keyed = {
+                    (str(by["key"]), int(b["key"]))
+                    for sh in listings
+                    for by in sh["p"]["buckets"]
+                    for b in by["ids"]["buckets"]
+                }
                 found_cells.append(
                     StratumCell(
                         values=values,
                         counts=ExactCounts(
-                            subjects=subject_count, studies=n_studies, series=n_series
+                            subjects=int(subject_buckets[0]["doc_count"]),
+                            studies=n_studies + len(keyed),
+                            series=n_series,
                         ),
                         evidence=CellEvidence(
-                            subject_fp=_xor(subjects),
-                            study_fp=_xor(studies),
-                            series_fp=_xor(series),
-                            sketch=_sketch(subjects) if evidence else (),
+                            subject_fp=subject_fp,
+                            study_fp=study_fp ^ _xor({study for _, study in keyed}),
+                            series_fp=series_fp,
+                            sketch=sketch,
                         ),
                     )
                 )
