@@ -1,25 +1,30 @@
 """Feasibility over the full IDC demo (1,044,191 series) through HTTP GraphQL, in exact mode,
 checked against an independent reference over idc_index.parquet (DuckDB SQL per criterion, Python
-set algebra for the tree: tests/reference/idc_sql.py), strata tables included; and, under default
+set algebra for the tree: tests/reference/idc_sql.py), strata tables included, on the embedded
+indexes and on Elasticsearch indexes built from them; and, under default
 disclosure settings, a property test that no count between 1 and threshold-1 is ever published.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from catalogue import plugins
 from catalogue.api.app import create_app
-from catalogue.config import DisclosureSettings
+from catalogue.config import DisclosureSettings, ElasticsearchSettings, IndexSettings
 from catalogue.domain.cohort import CohortQuery, DatasetScope, ExactCounts, Stratum
+from catalogue.services.index_switch import switch_indexes
 from tests.conftest import IdcDemo
 from tests.reference.idc_sql import reference_counts
 
@@ -268,10 +273,39 @@ def metadata_scopes(parquet: Path, collections_csv: Path, scope: DatasetScope) -
     return pairs
 
 
-@pytest.fixture(scope="module")
-def client(idc_demo: IdcDemo) -> Iterator[TestClient]:
-    with TestClient(create_app(idc_demo.catalogue.settings, catalogue=idc_demo.catalogue)) as c:
-        yield c
+@pytest.fixture(
+    scope="module",
+    params=["embedded", pytest.param("elasticsearch", marks=pytest.mark.service)],
+)
+def client(request: pytest.FixtureRequest, idc_demo: IdcDemo) -> Iterator[TestClient]:
+    """The demo's API on the embedded indexes, then on Elasticsearch indexes built from them
+    by `catalogue reindex --to elasticsearch` (switch_indexes): the same checks hold on both."""
+    if request.param == "embedded":
+        with TestClient(create_app(idc_demo.catalogue.settings, catalogue=idc_demo.catalogue)) as c:
+            yield c
+        return
+    node = request.getfixturevalue("elasticsearch_node")
+    prefix = f"idc-{uuid.uuid4().hex[:12]}"
+    chosen = IndexSettings(elasticsearch=ElasticsearchSettings(url=node.url, index_prefix=prefix))
+    source = dataclasses.replace(
+        idc_demo.catalogue,
+        settings=idc_demo.catalogue.settings.model_copy(update={"index": chosen}),
+    )
+    switch_indexes(source, "elasticsearch")
+    target = IndexSettings(backend="elasticsearch", elasticsearch=chosen.elasticsearch)
+    settings = source.settings.model_copy(update={"index": target})
+    datasets = plugins.load(plugins.DATASET_INDEXES, "elasticsearch").open(Path(), target)
+    cohort = plugins.load(plugins.COHORT_INDEXES, "elasticsearch").open(Path(), target)
+    switched = dataclasses.replace(source, settings=settings, datasets=datasets, cohort=cohort)
+    try:
+        with TestClient(create_app(settings, catalogue=switched)) as c:
+            yield c
+    finally:
+        datasets.close()
+        cohort.close()
+        listed = httpx.get(f"{node.url}/_cat/indices/{prefix}-*?format=json&h=index", timeout=30)
+        for index in listed.raise_for_status().json():
+            httpx.delete(f"{node.url}/{index['index']}", timeout=60).raise_for_status()
 
 
 @pytest.fixture(scope="module")
