@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, Self
@@ -65,6 +65,11 @@ class DatasetIndex(Protocol):
 
     def replace_provider(self, provider_id: str, datasets: list[Dataset]) -> None:
         """Make `datasets` the provider's whole set of indexed datasets, atomically."""
+        ...
+
+    def replace_all(self, datasets: Mapping[str, list[Dataset]]) -> None:
+        """Make these (per provider) every dataset of the index, at once: searches see the
+        old documents until the new ones are all there (`catalogue reindex`)."""
         ...
 
     def update(self, datasets: list[Dataset], removed: list[tuple[str, str]]) -> None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 import heapq
 import logging
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import tantivy
@@ -95,19 +95,30 @@ class TantivyDatasetIndex:
     def replace_provider(self, provider_id: str, datasets: list[Dataset]) -> None:
         self._write(datasets, provider=provider_id)
 
+    def replace_all(self, datasets: Mapping[str, list[Dataset]]) -> None:
+        """Make these every provider's datasets, in one commit."""
+        self._write([d for found in datasets.values() for d in found], everything=True)
+
     def update(self, datasets: list[Dataset], removed: list[tuple[str, str]]) -> None:
         self._write(datasets, keys=[key(*d.key) for d in datasets] + [key(*k) for k in removed])
 
     def _write(
-        self, datasets: list[Dataset], provider: str | None = None, keys: list[str] | None = None
+        self,
+        datasets: list[Dataset],
+        provider: str | None = None,
+        keys: list[str] | None = None,
+        everything: bool = False,
     ) -> None:
-        """Delete a provider's documents or the given keys, add `datasets`: one commit."""
+        """Delete every document, a provider's or the given keys, add `datasets`: one
+        commit."""
         if self._builder is None:
             self._builder = DocumentBuilder(self.vocabulary)
         documents = [self._builder.document(d) for d in datasets]
         with self._lock:
             writer = self._index.writer(heap_size=64_000_000, num_threads=1)
             try:
+                if everything:
+                    writer.delete_all_documents()
                 if provider is not None:
                     writer.delete_documents_by_term("provider", provider)
                 for k in keys or ():

@@ -302,16 +302,10 @@ def reindex_all(catalogue: Catalogue, into: DatasetIndex | None = None) -> dict[
     per provider."""
     prefix = provider_graph_name("")
     providers = [name.removeprefix(prefix) for name in catalogue.store.graph_names(prefix)]
-    return {unquote(p): reindex_provider(catalogue, unquote(p), into) for p in providers}
-
-
-def reindex_provider(
-    catalogue: Catalogue, provider_id: str, into: DatasetIndex | None = None
-) -> int:
-    """Rebuild a provider's entries in the datasets index (or `into` another) from the graph
-    store."""
-    datasets = stored_datasets(catalogue, provider_id)
     annotator = catalogue.annotator()
-    annotated = [annotate_dataset(d, annotator) for d in datasets]
-    (into or catalogue.datasets).replace_provider(provider_id, annotated)
-    return len(datasets)
+    datasets = {
+        unquote(p): [annotate_dataset(d, annotator) for d in stored_datasets(catalogue, unquote(p))]
+        for p in providers
+    }
+    (into or catalogue.datasets).replace_all(datasets)
+    return {p: len(found) for p, found in datasets.items()}

@@ -408,6 +408,19 @@ def test_dataset_index_search_and_paging(dataset_index) -> None:  # type: ignore
     assert [d.identifier for d in dataset_index.all()] == ["lung-0", "breast-1"]
 
 
+def test_dataset_index_replace_all_makes_these_every_dataset(dataset_index) -> None:  # type: ignore[no-untyped-def]
+    first = [dataset("a", f"a-{i}", f"Prostate MRI {i}") for i in range(3)]
+    dataset_index.replace_provider("a", first)
+    dataset_index.replace_provider("b", [dataset("b", "b-1", "Brain MRI")])
+    again = [dataset("a", "a-9", "Prostate biopsy MRI"), dataset("c", "c-1", "Colon CT")]
+    dataset_index.replace_all({"a": again[:1], "c": again[1:], "d": []})
+    assert sorted(d.key for d in dataset_index.all()) == [("a", "a-9"), ("c", "c-1")]
+    assert dataset_index.search("mri", 0, 10).datasets == again[:1]
+    assert dataset_index.search(None, 0, 10, providers=("b",)).total == 0
+    dataset_index.replace_all({})
+    assert dataset_index.all() == []
+
+
 def batch(rows: list[tuple[object, ...]]) -> pa.RecordBatch:
     """Rows give the first columns of SERIES_SCHEMA; the rest are empty (not annotations)."""
     names = SERIES_SCHEMA.names

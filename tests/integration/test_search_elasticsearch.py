@@ -371,9 +371,11 @@ def test_a_failed_write_changes_nothing(
         index.close()
 
 
-def test_an_index_of_an_older_mapping_is_replaced_empty(
+def test_an_index_of_an_older_mapping_serves_until_a_rebuild_replaces_it(
     elasticsearch_node: ElasticsearchNode, vocabulary: Vocabulary
 ) -> None:
+    """An index of an older mapping is reported `emptied` (the catalogue then rebuilds it with
+    replace_all) and keeps serving until the new one, built beside it, takes the alias."""
     prefix = f"older-{uuid.uuid4().hex[:12]}"
     old = f"{prefix}-datasets-0000000000"
     url = elasticsearch_node.url
@@ -386,9 +388,10 @@ def test_an_index_of_an_older_mapping_is_replaced_empty(
     try:
         index = ElasticsearchDatasetIndex.open(Path("unused"), settings)
         assert index.emptied
-        assert index.all() == []
+        assert httpx.head(f"{url}/{old}").status_code == 200  # still behind the alias
+        index.replace_all({"p": [dataset(Annotator(vocabulary), "p", "d", "NSCLC cohort")]})
         assert httpx.head(f"{url}/{old}").status_code == 404
-        index.replace_provider("p", [dataset(Annotator(vocabulary), "p", "d", "NSCLC cohort")])
+        assert [d.key for d in index.all()] == [("p", "d")]
         index.close()
         again = ElasticsearchDatasetIndex(settings.elasticsearch, vocabulary=vocabulary)
         assert not again.emptied

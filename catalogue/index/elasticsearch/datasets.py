@@ -33,7 +33,7 @@ import heapq
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -158,8 +158,12 @@ class ElasticsearchDatasetIndex:
         made = f"{self.alias}-{version_of(self.client.body(KIND))}"
         if current == made or current.startswith(f"{made}-"):
             return False
-        log.warning("%s holds an index of an older mapping (%s): emptied", self.alias, current)
-        self.client.swap(KIND, self.client.fresh(KIND))
+        log.warning(
+            "%s holds an index of an older mapping (%s): it serves until the catalogue's "
+            "rebuild (replace_all) swaps a new one in",
+            self.alias,
+            current,
+        )
         return True
 
     @property
@@ -174,6 +178,33 @@ class ElasticsearchDatasetIndex:
         with self._lock:
             old = {hit["_id"] for hit in self._scan({"term": {"provider": provider_id}}, [])}
             self._write(datasets, old)
+
+    def replace_all(self, datasets: Mapping[str, list[Dataset]]) -> None:
+        """Build a new index of every provider's datasets beside the one the alias points to,
+        set its similarities, then move the alias to it in one step and drop the old one:
+        searches see the old index until the new one is complete."""
+        if self._builder is None:
+            self._builder = DocumentBuilder(self.vocabulary)
+        with self._lock:
+            index = self.client.fresh(KIND)
+            try:
+                self.client.bulk(
+                    {
+                        "_op_type": "index",
+                        "_index": index,
+                        "_id": document_id(*d.key),
+                        "_source": self._document(d),
+                    }
+                    for found in datasets.values()
+                    for d in found
+                )
+                self._refresh(index)
+                self._calibrate(index)
+            except BaseException:
+                self.client.call(lambda es: es.indices.delete(index=index))
+                raise
+            self.client.swap(KIND, index)
+            self._factors_read = None
 
     def update(self, datasets: list[Dataset], removed: list[tuple[str, str]]) -> None:
         ids = [document_id(*d.key) for d in datasets] + [document_id(*k) for k in removed]
@@ -233,13 +264,13 @@ class ElasticsearchDatasetIndex:
         self._refresh()
         self._calibrate()
 
-    def _refresh(self) -> None:
+    def _refresh(self, index: str | None = None) -> None:
         async def work(es: Any) -> None:
-            await es.indices.refresh(index=self.alias)
+            await es.indices.refresh(index=index or self.alias)
 
         self.client.call(work)
 
-    def _calibrate(self) -> None:
+    def _calibrate(self, index: str | None = None) -> None:
         """Set each scored field's k1 and b so that Lucene's BM25 normalises lengths as
         tantivy's does.
 
@@ -249,8 +280,8 @@ class ElasticsearchDatasetIndex:
         k1' (1 - b' + b' dl N / F) = k1 (1 - b + b dl N / S) for every length dl. The (k1 + 1)
         Elasticsearch multiplies a term's score by is divided out by `_factors`. Similarities
         change only on a closed index: it is closed and opened again when they change (once
-        per write at most, after the refresh)."""
-        index = self.client.current(KIND)
+        per write at most, after the refresh). `index`: another than the alias's."""
+        index = index or self.client.current(KIND)
         if index is None:
             return
 
