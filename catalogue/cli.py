@@ -216,7 +216,8 @@ def reindex_command(
             for provider, n in counts.items():
                 console.print(f"{provider}: {n} datasets indexed")
             return
-        report = switch_indexes(catalogue, to, progress=console.print)
+        with _progress() as hook:
+            report = switch_indexes(catalogue, to, progress=hook)
     datasets, series = sum(report.datasets.values()), sum(report.series.values())
     console.print(
         f"{to}: {datasets} datasets, {series} series and {report.diagnoses} diagnoses indexed "

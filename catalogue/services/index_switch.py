@@ -5,16 +5,18 @@ current ones untouched; the deployment then switches with CATALOGUE_INDEX__BACKE
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import pyarrow as pa
 
 from catalogue import plugins
 from catalogue.config import IndexSettings
 from catalogue.domain.cohort import CohortQuery
 from catalogue.exceptions import ConfigError, StoreError
 from catalogue.index.base import CohortIndex, DatasetIndex
-from catalogue.services.ingest import reindex_all
+from catalogue.services.ingest import ProgressHook, reindex_all
 from catalogue.services.runtime import Catalogue
 
 
@@ -42,12 +44,13 @@ def switch_indexes(
     catalogue: Catalogue,
     backend: str,
     root: Path | None = None,
-    progress: Callable[[str], None] | None = None,
+    progress: ProgressHook | None = None,
 ) -> SwitchReport:
-    """Fill `backend`'s indexes (embedded ones under `root`, default the data folder) and
-    check them against the current ones: every provider's and dataset's exact counts of the
+    """Fill `backend`'s indexes (embedded ones under `root`, default the data folder; series
+    rows told to `progress` per source as they are copied) and check them against the current
+    ones: every provider's and dataset's exact counts of the
     whole cohort, and the number of datasets, must agree (StoreError if not)."""
-    tell = progress or (lambda _: None)
+    tell = progress or (lambda _label, _rows: None)
     target = target_settings(catalogue.settings.index, backend)
     base = (root or catalogue.settings.data_dir) / "index"
     datasets_cls = plugins.load(plugins.DATASET_INDEXES, target.datasets)
@@ -58,17 +61,16 @@ def switch_indexes(
         cohort: CohortIndex = cohort_cls.open(base / f"cohort-{target.cohort}", target)
         try:
             report.datasets = reindex_all(catalogue, into=datasets)
-            tell(f"datasets: {sum(report.datasets.values())} indexed")
             providers = set()
             for provider_id, source_id in catalogue.cohort.sources():
-                rows = catalogue.cohort.export(provider_id, source_id)
+                label = f"{provider_id}/{source_id}"
+                rows = _counted(catalogue.cohort.export(provider_id, source_id), label, tell)
                 report.series[(provider_id, source_id)] = cohort.replace_source(
                     provider_id, source_id, rows
                 )
                 codes = catalogue.cohort.export_diagnoses(provider_id, source_id)
                 report.diagnoses += cohort.replace_diagnoses(provider_id, source_id, codes)
                 providers.add(provider_id)
-                tell(f"{provider_id}/{source_id}: {report.series[(provider_id, source_id)]} series")
             for provider_id in sorted(providers):
                 version = catalogue.cohort.mapping_version(provider_id)
                 if version is not None:
@@ -80,6 +82,15 @@ def switch_indexes(
     finally:
         datasets.close()
     return report
+
+
+def _counted(
+    batches: Iterator[pa.RecordBatch], label: str, tell: ProgressHook
+) -> Iterator[pa.RecordBatch]:
+    """The batches, each told to the progress hook as it is taken."""
+    for batch in batches:
+        yield batch
+        tell(label, batch.num_rows)
 
 
 def _check(catalogue: Catalogue, datasets: DatasetIndex, cohort: CohortIndex) -> None:
