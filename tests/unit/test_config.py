@@ -100,7 +100,9 @@ def test_secret_is_generated_once(tmp_path: Path) -> None:
 
 def test_unknown_backend_fails_at_start(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path, index={"cohort": "sqlite"})
-    with pytest.raises(PluginError, match=r"unknown cohort index 'sqlite' \(known: duckdb\)"):
+    with pytest.raises(
+        PluginError, match=r"unknown cohort index 'sqlite' \(known: duckdb, elasticsearch\)"
+    ):
         open_catalogue(settings)
 
 
