@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, Protocol, Self
 
@@ -34,6 +34,12 @@ class SearchFilters:
     access_rights: tuple[str, ...] = ()
     licenses: tuple[str, ...] = ()
     themes: tuple[str, ...] = ()
+
+    def with_providers(self, providers: tuple[str, ...]) -> SearchFilters:
+        """These filters, restricted to `providers` besides."""
+        if not providers:
+            return self
+        return replace(self, providers=(*self.providers, *providers))
 
 
 @dataclass(frozen=True)

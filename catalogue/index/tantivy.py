@@ -147,15 +147,7 @@ class TantivyDatasetIndex:
         providers: tuple[str, ...] = (),
         expand: bool = True,
     ) -> SearchPage:
-        filters = filters or SearchFilters()
-        if providers:
-            filters = SearchFilters(
-                providers=(*filters.providers, *providers),
-                concepts=filters.concepts,
-                access_rights=filters.access_rights,
-                licenses=filters.licenses,
-                themes=filters.themes,
-            )
+        filters = (filters or SearchFilters()).with_providers(providers)
         with self._reader:
             generation, searcher = self._generation, self._index.searcher()
         parsed = parse(text, self.vocabulary if expand else None, is_stop_word) if text else None

@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pyarrow as pa
 import pytest
 from rdflib import RDF, BNode, Graph, Literal, URIRef
@@ -20,6 +19,7 @@ from catalogue.domain.cohort import CohortQuery
 from catalogue.domain.models import Dataset
 from catalogue.exceptions import StoreError
 from catalogue.imaging.features import SERIES_SCHEMA
+from tests.services.elasticsearch import delete_indices
 
 REMOTE_STORES = {"sparql": "virtuoso"}
 """Graph stores on a server, and the fixture that starts one and gives its StoreSettings."""
@@ -63,66 +63,44 @@ REMOTE_INDEXES = {"elasticsearch": "elasticsearch_node"}
 """Dataset indexes on a server, and the fixture that starts one (it has a `.url`)."""
 
 
-@pytest.fixture(
-    params=[
+def _index_params(group: str) -> list[Any]:
+    return [
         pytest.param(name, marks=[pytest.mark.service] if name in REMOTE_INDEXES else [])
-        for name in plugins.available(plugins.DATASET_INDEXES)
+        for name in plugins.available(group)
     ]
-)
-def dataset_index(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
-    """The dataset index under test; a server-backed one gets indices of its own (a prefix
+
+
+def _index_under_test(request: pytest.FixtureRequest, group: str, folder: Path) -> Iterator[Any]:
+    """The index of `group` under test; a server-backed one gets indices of its own (a prefix
     unique to the test), deleted after it."""
     name: str = request.param
-    cls = plugins.load(plugins.DATASET_INDEXES, name)
+    cls = plugins.load(group, name)
     if name not in REMOTE_INDEXES:
-        backend = cls(tmp_path / "datasets")
+        backend = cls(folder)
         yield backend
         backend.close()
         return
     node = request.getfixturevalue(REMOTE_INDEXES[name])
     prefix = f"contract-{uuid.uuid4().hex[:12]}"
     settings = IndexSettings(
-        datasets=name, elasticsearch=ElasticsearchSettings(url=node.url, index_prefix=prefix)
+        backend=name, elasticsearch=ElasticsearchSettings(url=node.url, index_prefix=prefix)
     )
-    backend = cls.open(tmp_path / "datasets", settings)
+    backend = cls.open(folder, settings)
     try:
         yield backend
     finally:
         backend.close()
-        listed = httpx.get(f"{node.url}/_cat/indices/{prefix}-*?format=json&h=index", timeout=30)
-        for index in listed.raise_for_status().json():
-            httpx.delete(f"{node.url}/{index['index']}", timeout=30).raise_for_status()
+        delete_indices(node, prefix)
 
 
-@pytest.fixture(
-    params=[
-        pytest.param(name, marks=[pytest.mark.service] if name in REMOTE_INDEXES else [])
-        for name in plugins.available(plugins.COHORT_INDEXES)
-    ]
-)
-def cohort_index(request: pytest.FixtureRequest, tmp_path: Path):  # type: ignore[no-untyped-def]
-    """The cohort index under test; a server-backed one gets indices of its own (a prefix
-    unique to the test), deleted after it."""
-    name: str = request.param
-    cls = plugins.load(plugins.COHORT_INDEXES, name)
-    if name not in REMOTE_INDEXES:
-        backend = cls(tmp_path / "cohort")
-        yield backend
-        backend.close()
-        return
-    node = request.getfixturevalue(REMOTE_INDEXES[name])
-    prefix = f"contract-{uuid.uuid4().hex[:12]}"
-    settings = IndexSettings(
-        cohort=name, elasticsearch=ElasticsearchSettings(url=node.url, index_prefix=prefix)
-    )
-    backend = cls.open(tmp_path / "cohort", settings)
-    try:
-        yield backend
-    finally:
-        backend.close()
-        listed = httpx.get(f"{node.url}/_cat/indices/{prefix}-*?format=json&h=index", timeout=30)
-        for index in listed.raise_for_status().json():
-            httpx.delete(f"{node.url}/{index['index']}", timeout=30).raise_for_status()
+@pytest.fixture(params=_index_params(plugins.DATASET_INDEXES))
+def dataset_index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    yield from _index_under_test(request, plugins.DATASET_INDEXES, tmp_path / "datasets")
+
+
+@pytest.fixture(params=_index_params(plugins.COHORT_INDEXES))
+def cohort_index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    yield from _index_under_test(request, plugins.COHORT_INDEXES, tmp_path / "cohort")
 
 
 def small_graph(label: str) -> Graph:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
@@ -27,6 +26,7 @@ from catalogue.domain.cohort import CohortQuery, DatasetScope, ExactCounts, Stra
 from catalogue.services.index_switch import switch_indexes
 from tests.conftest import IdcDemo
 from tests.reference.idc_sql import reference_counts
+from tests.services.elasticsearch import delete_indices
 
 pytestmark = pytest.mark.idc
 
@@ -303,9 +303,7 @@ def client(request: pytest.FixtureRequest, idc_demo: IdcDemo) -> Iterator[TestCl
     finally:
         datasets.close()
         cohort.close()
-        listed = httpx.get(f"{node.url}/_cat/indices/{prefix}-*?format=json&h=index", timeout=30)
-        for index in listed.raise_for_status().json():
-            httpx.delete(f"{node.url}/{index['index']}", timeout=60).raise_for_status()
+        delete_indices(node, prefix)
 
 
 @pytest.fixture(scope="module")

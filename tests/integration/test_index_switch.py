@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
@@ -33,7 +32,7 @@ from catalogue.services.runtime import open_catalogue
 from tests.conftest import NO_RATE_LIMITS
 from tests.integration.test_harvest import rows
 from tests.providers import hospital
-from tests.services.elasticsearch import ElasticsearchNode
+from tests.services.elasticsearch import ElasticsearchNode, delete_indices
 
 pytestmark = pytest.mark.service
 
@@ -85,9 +84,7 @@ def _answers(settings: Settings, disclosure: DisclosureSettings) -> list[Any]:
 def prefix(elasticsearch_node: ElasticsearchNode) -> Iterator[str]:
     chosen = f"switch-{uuid.uuid4().hex[:12]}"
     yield chosen
-    listed = httpx.get(f"{elasticsearch_node.url}/_cat/indices/{chosen}-*?format=json&h=index")
-    for index in listed.raise_for_status().json():
-        httpx.delete(f"{elasticsearch_node.url}/{index['index']}").raise_for_status()
+    delete_indices(elasticsearch_node, chosen)
 
 
 def test_switching_to_elasticsearch_and_back_keeps_every_answer(

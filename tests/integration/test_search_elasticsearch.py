@@ -30,7 +30,7 @@ from catalogue.ontology.annotate import Annotator
 from catalogue.ontology.vocabulary import Vocabulary
 from catalogue.services.runtime import Catalogue, open_catalogue
 from tests.integration import test_semantic_search as semantic
-from tests.services.elasticsearch import ElasticsearchNode
+from tests.services.elasticsearch import ElasticsearchNode, delete_indices
 
 pytestmark = pytest.mark.service
 
@@ -48,13 +48,6 @@ def elasticsearch_index(
     """A datasets index on the node under an index prefix of its own."""
     settings = ElasticsearchSettings(url=url, index_prefix=f"{label}-{uuid.uuid4().hex[:12]}")
     return ElasticsearchDatasetIndex(settings, vocabulary=vocabulary)
-
-
-def drop(node: ElasticsearchNode, prefix: str) -> None:
-    """Delete every index whose name starts with the prefix."""
-    listed = httpx.get(f"{node.url}/_cat/indices/{prefix}-*?format=json&h=index", timeout=30)
-    for index in listed.raise_for_status().json():
-        httpx.delete(f"{node.url}/{index['index']}", timeout=30).raise_for_status()
 
 
 WORDS = (
@@ -398,7 +391,7 @@ def test_an_index_of_an_older_mapping_serves_until_a_rebuild_replaces_it(
         assert [d.identifier for d in again.search("NSCLC", 0, 10).datasets] == ["d"]
         again.close()
     finally:
-        drop(elasticsearch_node, prefix)
+        delete_indices(elasticsearch_node, prefix)
 
 
 @pytest.fixture
@@ -420,7 +413,7 @@ def catalogue(settings: Settings, elasticsearch_node: ElasticsearchNode) -> Iter
             assert isinstance(opened.datasets, ElasticsearchDatasetIndex)
             yield opened
     finally:
-        drop(elasticsearch_node, prefix)
+        delete_indices(elasticsearch_node, prefix)
 
 
 def test_new_indexes_take_the_deployment_shards_and_replicas(
@@ -441,4 +434,4 @@ def test_new_indexes_take_the_deployment_shards_and_replicas(
         assert not index.emptied
     finally:
         index.close()
-        drop(elasticsearch_node, prefix)
+        delete_indices(elasticsearch_node, prefix)

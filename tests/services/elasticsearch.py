@@ -226,3 +226,10 @@ def elasticsearch_fixture(
         yield node
     finally:
         stop_elasticsearch(node)
+
+
+def delete_indices(node: ElasticsearchNode, prefix: str) -> None:
+    """Delete every index of the node whose name starts with `prefix-` (a test's own)."""
+    listed = httpx.get(f"{node.url}/_cat/indices/{prefix}-*?format=json&h=index", timeout=30)
+    for index in listed.raise_for_status().json():
+        httpx.delete(f"{node.url}/{index['index']}", timeout=60).raise_for_status()

@@ -296,15 +296,13 @@ def counted_parts(bucket: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [rows[k]["r"]["c"] for k in rows if k.startswith("k")]
 
 
-def _positive(node: Criterion, negations: int = 0) -> list[Criterion]:
-    if node.all_of is not None or node.any_of is not None:
-        children = node.all_of if node.all_of is not None else node.any_of
-        return [leaf for c in children or () for leaf in _positive(c, negations)]
-    if node.not_ is not None:
-        return _positive(node.not_, negations + 1)
-    if (node.series is not None or node.study is not None) and negations % 2 == 0:
-        return [node]
-    return []
+def _positive(node: Criterion) -> list[Criterion]:
+    """The series and study leaves under an even number of `not`s."""
+    return [
+        leaf
+        for leaf, positive in node.leaves()
+        if positive and (leaf.series is not None or leaf.study is not None)
+    ]
 
 
 def dimension_value(dim: Stratum, value: str | None, listed: Collection[str]) -> Query:

@@ -406,15 +406,7 @@ class ElasticsearchDatasetIndex:
         providers: tuple[str, ...] = (),
         expand: bool = True,
     ) -> SearchPage:
-        filters = filters or SearchFilters()
-        if providers:
-            filters = SearchFilters(
-                providers=(*filters.providers, *providers),
-                concepts=filters.concepts,
-                access_rights=filters.access_rights,
-                licenses=filters.licenses,
-                themes=filters.themes,
-            )
+        filters = (filters or SearchFilters()).with_providers(providers)
         parsed = parse(text, self.vocabulary if expand else None, is_stop_word) if text else None
         ranked = parsed is not None and bool(parsed.clauses) and order == "relevance"
         query = self._query(parsed, filters, expand)
