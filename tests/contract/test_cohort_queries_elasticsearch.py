@@ -10,6 +10,7 @@ import os
 import secrets
 from collections.abc import Iterator, Sequence
 from typing import Any
+from unittest.mock import patch
 
 import pyarrow as pa
 import pytest
@@ -21,6 +22,7 @@ from catalogue.domain.cohort import CohortQuery, Criterion, Stratum
 from catalogue.domain.linkage import RANK_BITS, HllSketch
 from catalogue.exceptions import QueryError
 from catalogue.imaging.features import SERIES_SCHEMA
+from catalogue.index.elasticsearch import cohort as cohort_module
 from catalogue.index.elasticsearch.client import EsClient
 from catalogue.index.elasticsearch.cohort import ElasticsearchCohortIndex
 from tests.contract.test_cohort_queries import (  # noqa: F401 (the hand-worked tests run here)
@@ -329,6 +331,74 @@ def test_sources_replace_their_own_rows(es_index: ElasticsearchCohortIndex) -> N
     assert (summary.subjects, summary.studies, summary.age_min, summary.age_max) == (2, 3, 55, 70)
     assert summary.subjects_by_modality == {"CT": 2, "SEG": 1, "PT": 1}
     assert es_index.distinct_values("P", "manufacturer") == {"ge": (2, 2), "siemens": (1, 1)}
+
+
+@settings(PROPERTY, max_examples=max(EXAMPLES // 3, 5))
+@given(
+    rows=tables(),
+    codes=diagnoses,
+    query=queries(),
+    placing=st.data(),
+)
+def test_sources_written_a_few_subjects_at_a_time_count_as_the_reference(
+    es_index: ElasticsearchCohortIndex,
+    rows: list[Row],
+    codes: Diagnoses,
+    query: CohortQuery,
+    placing: st.DataObject,
+) -> None:
+    """Writes go a group of whole subjects at a time (here at most 2 subjects or 2 rows):
+    rows of two sources per provider, sent in shuffled batches that split subjects, then one
+    source rewritten without some of its rows, and diagnoses of two sources of which one is
+    emptied, count as the reference counts what remains."""
+    assume(positive_study_leaves(query) <= MAX_POSITIVE_STUDY_LEAVES)
+    source = [placing.draw(st.sampled_from(["s1", "s2"])) for _ in rows]
+    kept = [s == "s2" or placing.draw(st.booleans()) for s in source]
+    late = [placing.draw(st.booleans()) for _ in sorted(codes)]
+    with (
+        patch.object(cohort_module, "ROWS_PER_WRITE", 2),
+        patch.object(cohort_module, "SUBJECTS_PER_WRITE", 2),
+    ):
+        for provider in DATASETS:
+            for name in ("s1", "s2"):
+                mine = [
+                    r
+                    for r, s in zip(rows, source, strict=True)
+                    if (r["provider"], s) == (provider, name)
+                ]
+                mine = placing.draw(st.permutations(mine))
+                sizes = placing.draw(st.integers(1, 3))
+                es_index.replace_source(
+                    provider, name, [batch(mine[i : i + sizes]) for i in range(0, len(mine), sizes)]
+                )
+            for name, wanted in (("dx", False), ("late", True)):
+                es_index.replace_diagnoses(
+                    provider,
+                    name,
+                    [
+                        (subject, code)
+                        for ((p, subject), found), is_late in zip(
+                            sorted(codes.items()), late, strict=True
+                        )
+                        if p == provider and is_late == wanted
+                        for code in sorted(found)
+                    ],
+                )
+        for provider in DATASETS:
+            remaining = [
+                r
+                for r, s, k in zip(rows, source, kept, strict=True)
+                if (r["provider"], s) == (provider, "s1") and k
+            ]
+            es_index.replace_source(provider, "s1", [batch(remaining)] if remaining else [])
+            es_index.replace_diagnoses(provider, "late", [])
+    left = [r for r, k in zip(rows, kept, strict=True) if k]
+    early = {
+        key: found
+        for (key, found), is_late in zip(sorted(codes.items()), late, strict=True)
+        if not is_late
+    }
+    assert_same(es_index.count(query), ref.evaluate(left, query, diagnoses=early))
 
 
 def test_value_concepts(es_index: ElasticsearchCohortIndex) -> None:

@@ -14,20 +14,24 @@ request, in partitions. Strata tables are asked for in pieces under the cluster'
 Writes rebuild the documents of the subjects a change touches: a source's rows are replaced by
 reading those subjects' other rows back from their documents (each series keeps its original
 row), so that the subject's sex and the annotation bits, which span sources, are recomputed.
-Diagnoses, value concepts and their mapping version are kept in documents of their own (`kind`).
-Elasticsearch has no transactions: a source is read whole before anything is written, so a source
-that fails to read keeps its previous rows, but a cluster failure part-way through the bulk write
-can leave some of the touched subjects old and some new until the next write. An index of an
+Diagnoses (one document per provider, source and subject), value concepts and their mapping
+version are kept in documents of their own (`kind`). Elasticsearch has no transactions: a source is
+first read whole into a temporary DuckDB file (on disk, so memory stays bounded at any size), so a
+source that fails to read keeps its previous rows; its rows are then sorted by subject and written
+a group of whole subjects at a time. A cluster failure part-way through can leave some of the
+touched subjects old and some new until the next write. An index of an
 older mapping is rebuilt on opening from the rows its documents keep (`_migrate`)."""
 
 from __future__ import annotations
 
 import logging
+import tempfile
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Self
 
+import duckdb
 import pyarrow as pa
 
 from catalogue.config import IndexSettings
@@ -85,6 +89,11 @@ CELL_BUCKETS = 40_000
 """Buckets (estimated) the strata cells of one request may take: under `search.max_buckets`."""
 SUBJECTS_PER_QUERY = 50_000
 """Subject ids per terms query (the cluster's default `index.max_terms_count` is 65,536)."""
+ROWS_PER_WRITE = 10_000
+"""Series rows (of whole subjects) a write rebuilds the documents of at a time."""
+SUBJECTS_PER_WRITE = 5_000
+SPILL_MEMORY = "512MB"
+"""DuckDB's memory for sorting a source's spilled rows by subject (beyond it, it uses disk)."""
 BIG = 65_000
 DATA_FIELDS = {Stratum.MODALITY: "modality", Stratum.BODY_PART: "body_part", Stratum.YEAR: "year"}
 
@@ -227,8 +236,51 @@ def _annotations(rows: list[dict[str, Any]]) -> list[set[str]]:
 def _doc_id(doc: Mapping[str, Any]) -> str:
     """The id of a diagnoses or value concepts document."""
     if doc["kind"] == "diagnoses":
-        return f"diagnoses|{doc['provider']}|{doc['source']}"
+        return _diagnoses_id(str(doc["provider"]), str(doc["source"]), int(doc["subject"]))
     return f"concepts|{doc['provider']}"
+
+
+def _diagnoses_id(provider: str, source: str, subject: int) -> str:
+    return f"diagnoses|{provider}|{source}|{subject}"
+
+
+def _spill(db: duckdb.DuckDBPyConnection, batches: Iterable[pa.RecordBatch]) -> int:
+    """Copy a source's batches into a table `incoming` of a spill database; return the rows."""
+    db.register("empty", SERIES_SCHEMA.empty_table())
+    db.execute("CREATE TABLE incoming AS SELECT * FROM empty")
+    db.unregister("empty")
+    total = 0
+    for batch in batches:
+        if batch.schema != SERIES_SCHEMA:
+            batch = pa.Table.from_batches([batch]).cast(SERIES_SCHEMA).to_batches()[0]
+        db.register("batch", batch)
+        db.execute("INSERT INTO incoming SELECT * FROM batch")
+        db.unregister("batch")
+        total += batch.num_rows
+    return total
+
+
+def _by_subject(db: duckdb.DuckDBPyConnection, source_id: str) -> Iterator[list[dict[str, Any]]]:
+    """The spilled rows (with `source`) in subject order, in groups of whole subjects of about
+    ROWS_PER_WRITE rows and at most SUBJECTS_PER_WRITE subjects."""
+    reader = db.sql("SELECT * FROM incoming ORDER BY subject, study, series").to_arrow_reader(
+        ROWS_PER_WRITE
+    )
+    group: list[dict[str, Any]] = []
+    subjects = 0
+    for batch in reader:
+        for row in pa.Table.from_batches([batch]).cast(SERIES_SCHEMA).to_pylist():
+            row["source"] = source_id
+            if group and row["subject"] != group[-1]["subject"]:
+                if len(group) >= ROWS_PER_WRITE or subjects >= SUBJECTS_PER_WRITE:
+                    yield group
+                    group, subjects = [], 0
+                subjects += 1
+            elif not group:
+                subjects = 1
+            group.append(row)
+    if group:
+        yield group
 
 
 def _subject_id(provider: str, subject: int) -> str:
@@ -268,9 +320,7 @@ class ElasticsearchCohortIndex:
             kept.append(doc)
             if doc.get("kind") == "diagnoses":
                 found = diagnoses.setdefault(str(doc["provider"]), {})
-                payload = doc["payload"]
-                for subject, value in zip(payload["subjects"], payload["codes"], strict=True):
-                    found.setdefault(int(subject), set()).add(str(value))
+                found.setdefault(int(doc["subject"]), set()).update(doc["diagnoses"])
         actions: list[dict[str, Any]] = [
             {"_op_type": "index", "_index": target, "_id": _doc_id(doc), "_source": doc}
             for doc in kept
@@ -343,87 +393,157 @@ class ElasticsearchCohortIndex:
     def replace_source(
         self, provider_id: str, source_id: str, batches: Iterable[pa.RecordBatch]
     ) -> int:
-        incoming: list[dict[str, Any]] = []
-        for batch in batches:
-            if batch.schema != SERIES_SCHEMA:
-                batch = pa.Table.from_batches([batch]).cast(SERIES_SCHEMA).to_batches()[0]
-            incoming.extend({**row, "source": source_id} for row in batch.to_pylist())
-        with self._lock:
-            self._rebuild(provider_id, source_id, incoming)
-        return len(incoming)
+        with tempfile.TemporaryDirectory(prefix="catalogue-es-") as spill_dir:
+            spill = duckdb.connect(str(Path(spill_dir) / "incoming.duckdb"))
+            try:
+                spill.execute(f"SET memory_limit = '{SPILL_MEMORY}'")
+                total = _spill(spill, batches)  # the whole source, before anything is written
+                with self._lock:
+                    self._replace(provider_id, source_id, _by_subject(spill, source_id))
+            finally:
+                spill.close()
+        return total
+
+    def _replace(
+        self, provider_id: str, source_id: str, incoming: Iterator[list[dict[str, Any]]]
+    ) -> None:
+        """Rewrite, a group of subjects at a time, the documents of the subjects in `incoming`
+        (a source's rows in subject order), then of those that held rows of the source but
+        are no longer in it."""
+        held = conj(
+            [
+                {"term": {"kind": "subject"}},
+                {"term": {"provider": provider_id}},
+                rows_where([{"term": {s("source"): source_id}}]),
+            ]
+        )
+        before = set(self._subjects_where(held))
+        seen: set[int] = set()
+        studies: set[int] = set()
+        for rows in incoming:
+            subjects = sorted({int(r["subject"]) for r in rows})
+            seen.update(subjects)
+            studies.update(self._rewrite(provider_id, subjects, rows, source_id))
+        gone = sorted(before - seen)
+        for start in range(0, len(gone), SUBJECTS_PER_WRITE):
+            chunk = gone[start : start + SUBJECTS_PER_WRITE]
+            studies.update(self._rewrite(provider_id, chunk, [], source_id))
+        self._refresh()
+        self._update_shared(studies, seen | set(gone))
+
+    def _subjects_where(self, query: Query) -> Iterator[int]:
+        """The subject pseudonyms of the documents matching `query`, by composite aggregation
+        (no document is read)."""
+        after: dict[str, Any] | None = None
+        while True:
+            composite: dict[str, Any] = {
+                "size": PAGE,
+                "sources": [{"subject": {"terms": {"field": "subject"}}}],
+            }
+            if after is not None:
+                composite["after"] = after
+            found = self._search(
+                {"size": 0, "query": query, "aggs": {"s": {"composite": composite}}}
+            )["aggregations"]["s"]
+            yield from (int(b["key"]["subject"]) for b in found["buckets"])
+            after = found.get("after_key")
+            if after is None or len(found["buckets"]) < PAGE:
+                return
 
     def replace_diagnoses(
         self, provider_id: str, source_id: str, rows: Iterable[tuple[int, str]]
     ) -> int:
-        pairs = sorted({(int(subject), str(found)) for subject, found in rows})
+        by_subject: dict[int, set[str]] = {}
+        for subject, found in rows:
+            by_subject.setdefault(int(subject), set()).add(str(found))
         with self._lock:
-            before = {subject for subject, _ in self.export_diagnoses(provider_id, source_id)}
-            self._client.bulk(
+            query = conj(
                 [
-                    {
-                        "_op_type": "index",
-                        "_index": self._alias,
-                        "_id": f"diagnoses|{provider_id}|{source_id}",
-                        "_source": {
-                            "kind": "diagnoses",
-                            "provider": provider_id,
-                            "source": source_id,
-                            "payload": {
-                                "subjects": [p[0] for p in pairs],
-                                "codes": [p[1] for p in pairs],
-                            },
-                        },
-                    }
+                    {"term": {"kind": "diagnoses"}},
+                    {"term": {"provider": provider_id}},
+                    {"term": {"source": source_id}},
                 ]
             )
+            before = set(self._subjects_where(query))
+            actions: list[dict[str, Any]] = [
+                {
+                    "_op_type": "index",
+                    "_index": self._alias,
+                    "_id": _diagnoses_id(provider_id, source_id, subject),
+                    "_source": {
+                        "kind": "diagnoses",
+                        "provider": provider_id,
+                        "source": source_id,
+                        "subject": subject,
+                        "diagnoses": sorted(codes),
+                    },
+                }
+                for subject, codes in sorted(by_subject.items())
+            ]
+            actions.extend(
+                {
+                    "_op_type": "delete",
+                    "_index": self._alias,
+                    "_id": _diagnoses_id(provider_id, source_id, subject),
+                }
+                for subject in sorted(before - set(by_subject))
+            )
+            self._client.bulk(actions)
             self._refresh()
-            self._rebuild(provider_id, None, [], before | {p[0] for p in pairs})
-        return len(pairs)
+            touched = sorted(before | set(by_subject))
+            studies: set[int] = set()
+            for start in range(0, len(touched), SUBJECTS_PER_WRITE):
+                chunk = touched[start : start + SUBJECTS_PER_WRITE]
+                studies.update(self._rewrite(provider_id, chunk, [], None))
+            self._refresh()
+            self._update_shared(studies, touched)
+        return sum(len(codes) for codes in by_subject.values())
 
-    def _diagnoses(self, provider_id: str) -> dict[int, set[str]]:
+    def _diagnoses(self, provider_id: str, subjects: list[int]) -> dict[int, set[str]]:
+        """The diagnoses (of every source) of some of a provider's subjects."""
         out: dict[int, set[str]] = {}
-        query = conj([{"term": {"kind": "diagnoses"}}, {"term": {"provider": provider_id}}])
-        for doc in self._scan(query, ["payload"]):
-            payload = doc.get("payload", {})
-            for subject, found in zip(payload["subjects"], payload["codes"], strict=True):
-                out.setdefault(int(subject), set()).add(str(found))
+        query = conj(
+            [
+                {"term": {"kind": "diagnoses"}},
+                {"term": {"provider": provider_id}},
+                {"terms": {"subject": subjects}},
+            ]
+        )
+        for doc in self._scan(query, ["subject", "diagnoses"]):
+            out.setdefault(int(doc["subject"]), set()).update(doc.get("diagnoses", ()))
         return out
 
-    def _rebuild(
+    def _rewrite(
         self,
         provider_id: str,
-        source_id: str | None,
+        subjects: list[int],
         incoming: list[dict[str, Any]],
-        subjects: Collection[int] = (),
-    ) -> None:
-        """Rewrite the subject documents a change touches: those holding rows of `source_id`
-        (whose rows become `incoming`), those of the subjects in `incoming` and `subjects`.
-        A subject's document depends on its own rows and diagnoses only."""
-        wanted = sorted({int(r["subject"]) for r in incoming} | set(subjects))
-        touched: list[Query] = [
-            {"terms": {"subject": wanted[i : i + SUBJECTS_PER_QUERY]}}
-            for i in range(0, len(wanted), SUBJECTS_PER_QUERY)
-        ]
-        if source_id is not None:
-            touched.append(rows_where([{"term": {s("source"): source_id}}]))
+        source_id: str | None,
+    ) -> set[int]:
+        """Rewrite the documents of `subjects` (at most SUBJECTS_PER_QUERY): their stored rows
+        except those of `source_id`, plus `incoming`, with their diagnoses; delete those left
+        with no rows. A subject's document depends on its own rows and diagnoses only. Return
+        the study ids the old and new documents held."""
+        query = conj(
+            [
+                {"term": {"kind": "subject"}},
+                {"term": {"provider": provider_id}},
+                {"terms": {"subject": subjects}},
+            ]
+        )
         rows: list[dict[str, Any]] = []
         old: set[str] = set()
         studies = {int(r["study"]) for r in incoming}
-        for part in touched:
-            query = conj([{"term": {"kind": "subject"}}, {"term": {"provider": provider_id}}, part])
-            for doc in self._scan(query, ["subject", f"{SERIES}.row"]):
-                doc_id = _subject_id(provider_id, int(doc["subject"]))
-                if doc_id in old:
-                    continue
-                old.add(doc_id)
-                for study in doc.get("studies", ()):
-                    for series in study.get("series", ()):
-                        row = series["row"]
-                        studies.add(int(row["study"]))
-                        if source_id is None or row.get("source") != source_id:
-                            rows.append(row)
+        for doc in self._scan(query, ["subject", f"{SERIES}.row"]):
+            old.add(_subject_id(provider_id, int(doc["subject"])))
+            for study in doc.get("studies", ()):
+                for series in study.get("series", ()):
+                    row = series["row"]
+                    studies.add(int(row["study"]))
+                    if source_id is None or row.get("source") != source_id:
+                        rows.append(row)
         rows.extend(incoming)
-        docs = build_documents(provider_id, rows, self._diagnoses(provider_id))
+        docs = build_documents(provider_id, rows, self._diagnoses(provider_id, subjects))
         actions: list[dict[str, Any]] = [
             {"_op_type": "index", "_index": self._alias, "_id": doc_id, "_source": doc}
             for doc_id, doc in docs.items()
@@ -434,9 +554,7 @@ class ElasticsearchCohortIndex:
         )
         if actions:
             self._client.bulk(actions)
-        self._refresh()
-        people = {int(doc_id.rsplit("|", 1)[1]) for doc_id in old}
-        self._update_shared(studies, people | set(wanted))
+        return studies
 
     # -- identifiers held by several subject documents -----------------------------------------
 
@@ -547,23 +665,45 @@ class ElasticsearchCohortIndex:
             }
         )["aggregations"]["t"]["r"]["p"]["buckets"]
         out = {(str(p["key"]), str(b["key"])) for p in found for b in p["s"]["buckets"]}
-        for doc in self._scan({"term": {"kind": "diagnoses"}}, ["provider", "source"]):
-            out.add((str(doc["provider"]), str(doc["source"])))
+        found = self._search(
+            {
+                "size": 0,
+                "query": {"term": {"kind": "diagnoses"}},
+                "aggs": {
+                    "p": {
+                        "terms": {"field": "provider", "size": BIG},
+                        "aggs": {"s": {"terms": {"field": "source", "size": BIG}}},
+                    }
+                },
+            }
+        )["aggregations"]["p"]["buckets"]
+        out.update((str(p["key"]), str(b["key"])) for p in found for b in p["s"]["buckets"])
         return sorted(out)
 
     def export(self, provider_id: str, source_id: str) -> Iterator[pa.RecordBatch]:
-        """A source's series rows as SERIES_SCHEMA batches (to load into another backend)."""
-        query = conj([{"term": {"kind": "subject"}}, {"term": {"provider": provider_id}}])
+        """A source's series rows as SERIES_SCHEMA batches in (subject, study, series) order,
+        read a page of subject documents at a time (to load into another backend)."""
+        query = conj(
+            [
+                {"term": {"kind": "subject"}},
+                {"term": {"provider": provider_id}},
+                rows_where([{"term": {s("source"): source_id}}]),
+            ]
+        )
         rows: list[dict[str, Any]] = []
         for doc in self._scan(query, ["subject", f"{SERIES}.row"]):
-            for study in doc.get("studies", ()):
-                for series in study.get("series", ()):
-                    row = series["row"]
-                    if row.get("source") == source_id:
-                        rows.append({k: row.get(k) for k in SERIES_SCHEMA.names})
-        rows.sort(key=lambda r: (r["subject"], r["study"], r["series"]))
-        for start in range(0, len(rows), 10_000):
-            yield pa.RecordBatch.from_pylist(rows[start : start + 10_000], schema=SERIES_SCHEMA)
+            mine = [
+                {k: r["row"].get(k) for k in SERIES_SCHEMA.names}
+                for t in doc.get("studies", ())
+                for r in t.get("series", ())
+                if r["row"].get("source") == source_id
+            ]
+            rows.extend(sorted(mine, key=lambda r: (r["study"], r["series"])))
+            if len(rows) >= ROWS_PER_WRITE:
+                yield pa.RecordBatch.from_pylist(rows, schema=SERIES_SCHEMA)
+                rows = []
+        if rows:
+            yield pa.RecordBatch.from_pylist(rows, schema=SERIES_SCHEMA)
 
     def export_diagnoses(self, provider_id: str, source_id: str) -> list[tuple[int, str]]:
         """A source's (subject pseudonym, normalised code) pairs."""
@@ -574,11 +714,11 @@ class ElasticsearchCohortIndex:
                 {"term": {"source": source_id}},
             ]
         )
-        out: set[tuple[int, str]] = set()
-        for doc in self._scan(query, ["payload"]):
-            payload = doc["payload"]
-            out.update(zip(payload["subjects"], payload["codes"], strict=True))
-        return sorted(out)
+        return sorted(
+            (int(doc["subject"]), str(found))
+            for doc in self._scan(query, ["subject", "diagnoses"])
+            for found in doc.get("diagnoses", ())
+        )
 
     def value_concepts(self, provider_id: str) -> list[tuple[str, str, str]]:
         """A provider's (field, raw value, concept) rows."""
