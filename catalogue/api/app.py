@@ -62,6 +62,7 @@ def create_app(settings: Settings | None = None, catalogue: Catalogue | None = N
             if jobs.running_run() is not None:
                 log.warning("waiting for the harvest under way to end before closing")
             jobs.wait()  # never close the stores under a running harvest
+            state["context"].feasibility.close()
             if owned:
                 opened.close()
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import threading
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from catalogue.domain.cohort import CellEvidence, CohortQuery, DatasetScope, ExactResult, Stratum
 from catalogue.domain.federation import FederatedNodeSource, read_federated_nodes
@@ -34,6 +35,9 @@ from catalogue.services.disclosure import (
     publish,
 )
 from catalogue.services.distinct import NO_KEY, DistinctSubjects, distinct_subjects
+
+if TYPE_CHECKING:
+    from catalogue.services.federation import NodeChannel
 
 Cell = PublishedCell
 """Disclosed subjects, studies and series of one cell of the answer."""
@@ -113,6 +117,24 @@ class FeasibilityService:
         self.clock = clock
         master = view.catalogue.settings.master_secret()
         self._secret = hmac.new(master, b"feasibility-noise", hashlib.sha256).digest()
+        self._channel: NodeChannel | None = None
+        self._channel_lock = threading.Lock()
+
+    def channel(self) -> NodeChannel:
+        """The connections to the federated nodes, opened on the first federated question."""
+        from catalogue.services.federation import NodeChannel  # it builds on this module
+
+        with self._channel_lock:
+            if self._channel is None:
+                self._channel = NodeChannel(self.nodes)
+            return self._channel
+
+    def close(self) -> None:
+        """Close the connections to the nodes, if any were opened."""
+        with self._channel_lock:
+            channel, self._channel = self._channel, None
+        if channel is not None:
+            channel.close()
 
     @property
     def noise_secret(self) -> bytes:

@@ -9,7 +9,9 @@ import hashlib
 import json
 import logging
 import secrets
+import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, replace
@@ -53,6 +55,9 @@ log = logging.getLogger(__name__)
 
 UNAVAILABLE = DisclosedCount(None, True, "unavailable", "unavailable")
 _UNAVAILABLE_CELL = PublishedCell(UNAVAILABLE, UNAVAILABLE, UNAVAILABLE)
+QUESTIONS_PER_NODE = 16
+"""Questions in flight to one node at a time (its connection pool); more wait for a connection,
+within the node's timeout."""
 
 
 @dataclass(frozen=True)
@@ -93,18 +98,14 @@ def run_federated(
         datasets = scope.model_copy(update={"providers": tuple(chosen), "datasets": named})
         return query.model_copy(update={"datasets": DatasetScope.model_validate(datasets)})
 
-    pool = ThreadPoolExecutor(max_workers=len(federated), thread_name_prefix="federation")
+    channel = service.channel()
     started = time.monotonic()
-    try:  # a node that hangs is left to its own httpx timeout, not waited for here
-        asked = {
-            p: pool.submit(ask_node, service.nodes[p], narrowed([p]), distinct) for p in federated
-        }
-        local = None
-        if central:
-            local = service.run_local(narrowed(central), principal=principal, distinct=distinct)
-        outcomes = collect(asked, {p: service.nodes[p].timeout for p in federated}, started)
-    finally:
-        pool.shutdown(wait=False, cancel_futures=True)
+    asked = {p: channel.ask(p, service.nodes[p], narrowed([p]), distinct) for p in federated}
+    local = None
+    if central:
+        local = service.run_local(narrowed(central), principal=principal, distinct=distinct)
+    # a node that hangs is left to its client's timeout, not waited for here
+    outcomes = collect(asked, {p: service.nodes[p].timeout for p in federated}, started)
     answer = _merged(service, query, local, outcomes)
     if distinct:
         answer = replace(answer, distinct=_distinct(service, local, outcomes))
@@ -161,8 +162,55 @@ def _record(service: FeasibilityService, answer: Feasibility, principal: Princip
     )
 
 
-def ask_node(node: FederatedNodeSource, query: CohortQuery, distinct: bool = False) -> NodeOutcome:
-    """POST the query to a node; any failure becomes a reason, never an exception."""
+class NodeChannel:
+    """The hub's connections to its nodes, for every question it sends: one HTTP client per
+    node (its connections kept alive, at most QUESTIONS_PER_NODE at once) and one thread pool.
+    Thread-safe; close it with the service."""
+
+    def __init__(self, nodes: Mapping[str, FederatedNodeSource]) -> None:
+        limits = httpx.Limits(
+            max_connections=QUESTIONS_PER_NODE, max_keepalive_connections=QUESTIONS_PER_NODE
+        )
+        self._clients = {
+            provider: httpx.Client(timeout=node.timeout, follow_redirects=False, limits=limits)
+            for provider, node in nodes.items()
+        }
+        self._pool = ThreadPoolExecutor(
+            max_workers=max(1, QUESTIONS_PER_NODE * len(nodes)), thread_name_prefix="federation"
+        )
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def ask(
+        self, provider: str, node: FederatedNodeSource, query: CohortQuery, distinct: bool
+    ) -> Future[NodeOutcome]:
+        """The node's outcome, to come (a provider not known at opening gets its own client
+        for this question)."""
+        with self._lock:
+            if self._closed:
+                raise QueryError("the federation channel is closed")
+            client = self._clients.get(provider)
+            return self._pool.submit(ask_node, node, query, distinct, client)
+
+    def close(self) -> None:
+        """Close every client; questions under way end with their node's timeout."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for client in self._clients.values():
+            client.close()
+
+
+def ask_node(
+    node: FederatedNodeSource,
+    query: CohortQuery,
+    distinct: bool = False,
+    client: httpx.Client | None = None,
+) -> NodeOutcome:
+    """POST the query to a node (through `client`, else a client of its own); any failure
+    becomes a reason, never an exception."""
     headers = {"User-Agent": f"cancer-imaging-catalogue/{__version__} (federation hub)"}
     token = node.bearer()
     if token:
@@ -171,7 +219,12 @@ def ask_node(node: FederatedNodeSource, query: CohortQuery, distinct: bool = Fal
     nonce = secrets.token_hex(16)  # signed back by the node: an old answer cannot be replayed
     headers[NONCE_HEADER] = nonce
     try:
-        with httpx.Client(timeout=node.timeout, follow_redirects=False) as client:
+        if client is None:
+            with httpx.Client(timeout=node.timeout, follow_redirects=False) as own:
+                response = own.post(
+                    node.endpoint("/federation/feasibility"), json=body, headers=headers
+                )
+        else:
             response = client.post(
                 node.endpoint("/federation/feasibility"), json=body, headers=headers
             )
