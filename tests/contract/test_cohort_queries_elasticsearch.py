@@ -6,6 +6,7 @@ linkage registers checked against sets the reference's own functions select."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import secrets
 from collections.abc import Iterator, Sequence
@@ -496,30 +497,79 @@ def test_refusals(tiny_index: ElasticsearchCohortIndex) -> None:
         tiny_index.count(CohortQuery.model_validate({"datasets": {"licenses": ["cc-by"]}}))
 
 
+def _partitions(node: object) -> list[tuple[int, int]]:
+    """The (partition, num_partitions) of every terms aggregation in a request body."""
+    if isinstance(node, dict):
+        include = node.get("include")
+        found = (
+            [(int(include["partition"]), int(include["num_partitions"]))]
+            if isinstance(include, dict) and "partition" in include
+            else []
+        )
+        return found + [p for value in node.values() for p in _partitions(value)]
+    if isinstance(node, list):
+        return [p for value in node for p in _partitions(value)]
+    return []
+
+
+def _shared_rows() -> list[Row]:
+    """Six subjects at both providers (each pseudonym held by two providers), each with a study
+    whose id the next subject of its provider also holds: 6 shared subjects and 10 shared
+    studies, more than the 2 identifiers per terms aggregation the test allows."""
+    rows: list[Row] = []
+    series = itertools.count(1000)
+    for provider, base in (("P", 100), ("Q", 200)):
+        for subject in range(1, 7):
+            for study in {base + subject, base + subject + 1} - {base + 7}:
+                rows.append(
+                    {
+                        "provider": provider,
+                        "dataset": "d1" if subject % 2 else "d2",
+                        "subject": subject,
+                        "study": study,
+                        "series": next(series),
+                        "sex": "F" if subject < 4 else "M",
+                        "age": 40 + subject,
+                        "study_year": 2000 + subject % 3,
+                        "modality": "CT" if study % 2 else "MR",
+                    }
+                )
+    return rows
+
+
 def test_identifiers_listed_in_partitions_give_the_same_answer(
-    tiny_index: ElasticsearchCohortIndex, monkeypatch: pytest.MonkeyPatch
+    es_index: ElasticsearchCohortIndex, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """When a terms aggregation cannot list every identifier in one request, the answer is
     asked for in partitions of the identifiers: the same counts and evidence."""
     from catalogue.index.elasticsearch import cohort
 
+    rows = _shared_rows()
+    for provider in ("P", "Q"):
+        es_index.replace_source(
+            provider, "s", [batch([r for r in rows if r["provider"] == provider])]
+        )
     strata = ((Stratum.MODALITY, Stratum.SEX), (Stratum.YEAR,))
     query = CohortQuery.model_validate(
         {"where": {"anyOf": [{"series": {"modality": ["CT", "MR"]}}, {"study": {}}]}}
     )
-    whole = tiny_index.count(query, strata=strata, evidence=True)
+    whole = es_index.count(query, strata=strata, evidence=True)
     monkeypatch.setattr(cohort, "TERMS_SIZE", 2)
     monkeypatch.setattr(cohort, "IDS_PER_REQUEST", 5)
     requests: list[dict[str, Any]] = []
-    search = tiny_index._search
+    search = es_index._search
 
     def counted_search(body: dict[str, Any]) -> dict[str, Any]:
         requests.append(body)
         return search(body)
 
-    monkeypatch.setattr(tiny_index, "_search", counted_search)
-    parts = tiny_index.count(query, strata=strata, evidence=True)
+    monkeypatch.setattr(es_index, "_search", counted_search)
+    parts = es_index.count(query, strata=strata, evidence=True)
     assert parts == whole
-    assert len(requests) > 4  # the first try, the sizing, then several partitions
-    assert whole.evidence["total"].series_fp == xor({r["series"] for r in TINY})
-    assert_same(whole, ref.evaluate(TINY, query, strata=strata))
+    partitions = [found for body in requests for found in _partitions(body)]
+    assert partitions, "no request listed its identifiers in partitions"
+    for n in {n for _, n in partitions}:  # each partitioning asked for every one of its parts
+        assert n > 1
+        assert {i for i, m in partitions if m == n} == set(range(n))
+    assert whole.evidence["total"].series_fp == xor({r["series"] for r in rows})
+    assert_same(whole, ref.evaluate(rows, query, strata=strata))
