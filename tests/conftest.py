@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,6 +40,26 @@ def require(config: pytest.Config, available: bool, reason: str) -> None:
     if config.getoption("--require-services"):
         pytest.fail(f"required for CI but missing: {reason}")
     pytest.skip(reason)
+
+
+_FIGURES = pytest.StashKey[list[str]]()
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Record a line of figures a test measured (beside what it asserts about them); the lines
+    are printed at the end of the run, under "measured figures", so that a run's log carries
+    them."""
+    lines = request.config.stash.setdefault(_FIGURES, [])
+    return lambda line: lines.append(f"{request.node.nodeid}: {line}")
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    lines = config.stash.get(_FIGURES, [])
+    if lines:
+        terminalreporter.section("measured figures")
+        for line in lines:
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture

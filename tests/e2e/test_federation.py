@@ -15,7 +15,7 @@ import shutil
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -654,7 +654,7 @@ def _distinct(client: TestClient, query: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_distinct_subjects_across_overlapping_providers_are_estimated_within_the_bound(
-    federation: Federation,
+    federation: Federation, figures: Callable[[str], None]
 ) -> None:
     queries: list[dict[str, Any]] = [
         {},
@@ -683,12 +683,18 @@ def test_distinct_subjects_across_overlapping_providers_are_estimated_within_the
             truth = _true_distinct(federation, normalised, counted)
             estimate = found["estimate"]["value"]
             bound = found["relativeError"] * truth + 1  # + 1: the estimate is rounded
+            counts = {p["provider"]["id"]: p["subjects"]["value"] for p in got["byProvider"]}
+            naive = sum(counts[p] for p in counted)
+            where = "hub" if client is federation.client else "central"
+            figures(
+                f"{where} {json.dumps(query, sort_keys=True)}: estimate {estimate}, "
+                f"true {truth}, relative error {abs(estimate - truth) / max(truth, 1):.2%} "
+                f"(stated {found['relativeError']:.2%}), naive sum {naive}"
+            )
             assert abs(estimate - truth) <= bound, (query, estimate, truth)
             assert found["lower"] <= truth
             assert (found["upper"] is None) == bool(left_out)
             assert found["upper"] is None or truth <= found["upper"]
-            counts = {p["provider"]["id"]: p["subjects"]["value"] for p in got["byProvider"]}
-            naive = sum(counts[p] for p in counted)
             if counts["thoracic"]:  # the mirror's patients are counted twice in the sum
                 assert naive - truth >= counts["thoracic"] > bound
                 overlapping += 1
