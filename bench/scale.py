@@ -281,6 +281,13 @@ def open_lane(
         stamp.write_text(
             json.dumps({"rows": generation.rows, "series": series, "seconds": report.seconds})
         )
+    if node is not None and not args.es_request_cache:
+        httpx.put(
+            f"{node.url}/bench-scale*/_settings",
+            json={"index": {"requests": {"cache": {"enable": False}}}},
+            timeout=60,
+        ).raise_for_status()
+        print("  Elasticsearch's shard request cache is off: every timed run computes its answer")
     return FeasibilityService(CatalogueView(cat)), figures
 
 
@@ -403,6 +410,12 @@ def main() -> None:
         help="reuse the embedded lane's harvest of the same data (no ingest figures)",
     )
     parser.add_argument("--es-heap", default="1g", help="the Elasticsearch node's JVM heap")
+    parser.add_argument(
+        "--es-request-cache",
+        action="store_true",
+        help="keep Elasticsearch's shard request cache on (its default; off by default here, as "
+        "the warm-ups would otherwise answer the timed runs of the same question from it)",
+    )
     parser.add_argument(
         "--check-scaling",
         action="store_true",
