@@ -39,7 +39,7 @@ bench: $(STAMP)
 
 # 10x the IDC data (about 10M series) on the embedded backends and on Elasticsearch
 bench-scale: $(STAMP)
-	$(BIN)/python bench/scale.py
+	$(BIN)/python bench/scale.py --factor 10 --es-heap 4g
 
 schemas: $(STAMP)
 	$(BIN)/catalogue schemas --out schemas
