@@ -175,6 +175,7 @@ def main() -> int:
     parser.add_argument("--series", type=int, default=20000, help="series in all the slices")
     parser.add_argument("--repeat", type=int, default=10, help="timed runs per query and path")
     args = parser.parse_args()
+    args.work_dir = args.work_dir.resolve()  # the providers files name paths under it
     root: Path = args.work_dir
     demo = Path(build(root / "demo")).parent
     collections = _collections(demo, args.series)
