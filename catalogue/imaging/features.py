@@ -49,6 +49,14 @@ SERIES_SCHEMA = pa.schema(
 )
 """Columns of a series-feature batch, in order."""
 
+
+def as_series_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """`batch` cast to SERIES_SCHEMA (unchanged when it already has it)."""
+    if batch.schema == SERIES_SCHEMA:
+        return batch
+    return pa.Table.from_batches([batch]).cast(SERIES_SCHEMA).to_batches()[0]
+
+
 FEATURE_COLUMNS = tuple(SERIES_SCHEMA.names)
 ANNOTATION_MODALITIES = frozenset({"SEG", "RTSTRUCT", "SR"})
 

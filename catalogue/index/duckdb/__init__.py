@@ -39,7 +39,7 @@ from catalogue.domain.cohort import (
 )
 from catalogue.domain.linkage import HllSketch
 from catalogue.exceptions import QueryError, StoreError
-from catalogue.imaging.features import SERIES_SCHEMA
+from catalogue.imaging.features import SERIES_SCHEMA, as_series_batch
 from catalogue.index.duckdb.compiler import ANNOTATION_KINDS, Scope, compile_count
 from catalogue.index.duckdb.planner import Statistics, data_domains, strata_domain
 from catalogue.ontology.curie import is_curie
@@ -363,8 +363,7 @@ class DuckDBCohortIndex:
             )
             rows = 0
             for batch in batches:
-                if batch.schema != SERIES_SCHEMA:
-                    batch = pa.Table.from_batches([batch]).cast(SERIES_SCHEMA).to_batches()[0]
+                batch = as_series_batch(batch)
                 con.register("incoming", batch)
                 con.execute(
                     f"INSERT INTO series (provider, source, {_COLUMNS}) "
@@ -596,7 +595,7 @@ class DuckDBCohortIndex:
                 params=[provider_id, source_id],
             ).to_arrow_reader(_EXPORT_BATCH)
             for batch in reader:
-                yield pa.Table.from_batches([batch]).cast(SERIES_SCHEMA).to_batches()[0]
+                yield as_series_batch(batch)
 
     def export_diagnoses(self, provider_id: str, source_id: str) -> list[tuple[int, str]]:
         """A source's (subject pseudonym, normalised code) pairs."""

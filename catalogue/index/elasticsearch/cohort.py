@@ -49,7 +49,7 @@ from catalogue.domain.cohort import (
 )
 from catalogue.domain.linkage import REGISTERS, HllSketch
 from catalogue.exceptions import QueryError, StoreError
-from catalogue.imaging.features import SERIES_SCHEMA
+from catalogue.imaging.features import SERIES_SCHEMA, as_series_batch
 from catalogue.index.elasticsearch.client import EsClient, version_of
 from catalogue.index.elasticsearch.cohort_documents import (
     SKETCH_MASK,
@@ -119,8 +119,7 @@ def _spill(db: duckdb.DuckDBPyConnection, batches: Iterable[pa.RecordBatch]) -> 
     db.unregister("empty")
     total = 0
     for batch in batches:
-        if batch.schema != SERIES_SCHEMA:
-            batch = pa.Table.from_batches([batch]).cast(SERIES_SCHEMA).to_batches()[0]
+        batch = as_series_batch(batch)
         db.register("batch", batch)
         db.execute("INSERT INTO incoming SELECT * FROM batch")
         db.unregister("batch")
@@ -137,7 +136,7 @@ def _by_subject(db: duckdb.DuckDBPyConnection, source_id: str) -> Iterator[list[
     group: list[dict[str, Any]] = []
     subjects = 0
     for batch in reader:
-        for row in pa.Table.from_batches([batch]).cast(SERIES_SCHEMA).to_pylist():
+        for row in as_series_batch(batch).to_pylist():
             row["source"] = source_id
             if group and row["subject"] != group[-1]["subject"]:
                 if len(group) >= ROWS_PER_WRITE or subjects >= SUBJECTS_PER_WRITE:
@@ -296,20 +295,24 @@ class ElasticsearchCohortIndex:
         self._update_shared(studies, seen | set(gone))
 
     def _subjects_where(self, query: Query) -> Iterator[int]:
-        """The subject pseudonyms of the documents matching `query`, by composite aggregation
-        (no document is read)."""
+        """The subject pseudonyms of the documents matching `query` (no document is read)."""
+        return (int(key) for key in self._keys(query, "subject"))
+
+    def _keys(self, query: Query, field_name: str) -> Iterator[Any]:
+        """Every value of `field_name` in the documents matching `query`, paged through a
+        composite aggregation."""
         after: dict[str, Any] | None = None
         while True:
             composite: dict[str, Any] = {
                 "size": PAGE,
-                "sources": [{"subject": {"terms": {"field": "subject"}}}],
+                "sources": [{"k": {"terms": {"field": field_name}}}],
             }
             if after is not None:
                 composite["after"] = after
             found = self._search(
                 {"size": 0, "query": query, "aggs": {"s": {"composite": composite}}}
             )["aggregations"]["s"]
-            yield from (int(b["key"]["subject"]) for b in found["buckets"])
+            yield from (b["key"]["k"] for b in found["buckets"])
             after = found.get("after_key")
             if after is None or len(found["buckets"]) < PAGE:
                 return
@@ -621,28 +624,11 @@ class ElasticsearchCohortIndex:
         return min(versions.values(), default=None)
 
     def scopes(self) -> list[tuple[str, str]]:
-        out: list[tuple[str, str]] = []
-        after: dict[str, Any] | None = None
-        while True:
-            composite: dict[str, Any] = {
-                "size": PAGE,
-                "sources": [{"cell": {"terms": {"field": "cells"}}}],
-            }
-            if after is not None:
-                composite["after"] = after
-            found = self._search(
-                {
-                    "size": 0,
-                    "query": {"term": {"kind": "subject"}},
-                    "aggs": {"cells": {"composite": composite}},
-                }
-            )["aggregations"]["cells"]
-            for bucket in found["buckets"]:
-                provider, dataset = str(bucket["key"]["cell"]).split("\x1f", 1)
-                out.append((provider, dataset))
-            after = found.get("after_key")
-            if after is None or len(found["buckets"]) < PAGE:
-                return sorted(out)
+        cells = self._keys({"term": {"kind": "subject"}}, "cells")
+        return sorted(
+            (provider, dataset)
+            for provider, dataset in (str(cell).split("\x1f", 1) for cell in cells)
+        )
 
     def _provider_rows(self, provider_id: str, aggs: dict[str, Any]) -> dict[str, Any]:
         """Aggregations over a provider's series rows (in `r`)."""
