@@ -100,7 +100,7 @@ def run_federated(
 
     channel = service.channel()
     started = time.monotonic()
-    asked = {p: channel.ask(p, service.nodes[p], narrowed([p]), distinct) for p in federated}
+    asked = {p: channel.ask(p, narrowed([p]), distinct) for p in federated}
     local = None
     if central:
         local = service.run_local(narrowed(central), principal=principal, distinct=distinct)
@@ -171,6 +171,7 @@ class NodeChannel:
         limits = httpx.Limits(
             max_connections=QUESTIONS_PER_NODE, max_keepalive_connections=QUESTIONS_PER_NODE
         )
+        self._nodes = dict(nodes)
         self._clients = {
             provider: httpx.Client(timeout=node.timeout, follow_redirects=False, limits=limits)
             for provider, node in nodes.items()
@@ -181,16 +182,13 @@ class NodeChannel:
         self._lock = threading.Lock()
         self._closed = False
 
-    def ask(
-        self, provider: str, node: FederatedNodeSource, query: CohortQuery, distinct: bool
-    ) -> Future[NodeOutcome]:
-        """The node's outcome, to come (a provider not known at opening gets its own client
-        for this question)."""
+    def ask(self, provider: str, query: CohortQuery, distinct: bool) -> Future[NodeOutcome]:
+        """The outcome, to come, of asking the node of `provider`."""
         with self._lock:
             if self._closed:
                 raise QueryError("the federation channel is closed")
-            client = self._clients.get(provider)
-            return self._pool.submit(ask_node, node, query, distinct, client)
+            node, client = self._nodes[provider], self._clients[provider]
+            return self._pool.submit(ask_node, node, client, query, distinct)
 
     def close(self) -> None:
         """Close every client; questions under way end with their node's timeout."""
@@ -204,13 +202,10 @@ class NodeChannel:
 
 
 def ask_node(
-    node: FederatedNodeSource,
-    query: CohortQuery,
-    distinct: bool = False,
-    client: httpx.Client | None = None,
+    node: FederatedNodeSource, client: httpx.Client, query: CohortQuery, distinct: bool = False
 ) -> NodeOutcome:
-    """POST the query to a node (through `client`, else a client of its own); any failure
-    becomes a reason, never an exception."""
+    """POST the query to a node through `client`; any failure becomes a reason, never an
+    exception."""
     headers = {"User-Agent": f"cancer-imaging-catalogue/{__version__} (federation hub)"}
     token = node.bearer()
     if token:
@@ -219,15 +214,7 @@ def ask_node(
     nonce = secrets.token_hex(16)  # signed back by the node: an old answer cannot be replayed
     headers[NONCE_HEADER] = nonce
     try:
-        if client is None:
-            with httpx.Client(timeout=node.timeout, follow_redirects=False) as own:
-                response = own.post(
-                    node.endpoint("/federation/feasibility"), json=body, headers=headers
-                )
-        else:
-            response = client.post(
-                node.endpoint("/federation/feasibility"), json=body, headers=headers
-            )
+        response = client.post(node.endpoint("/federation/feasibility"), json=body, headers=headers)
     except httpx.TimeoutException:
         return NodeOutcome(reason=f"no answer within {node.timeout:g} s")
     except httpx.HTTPError as exc:

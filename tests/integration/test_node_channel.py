@@ -95,7 +95,7 @@ def test_questions_to_a_node_reuse_its_connection(quick: FakeNode, slow: FakeNod
     channel = NodeChannel(nodes)
     try:
         for _ in range(6):
-            outcome = channel.ask("a", nodes["a"], CohortQuery(), False).result(timeout=10)
+            outcome = channel.ask("a", CohortQuery(), False).result(timeout=10)
             assert outcome.answer is not None, outcome.reason
         assert len(quick.ports) == 6
         assert len(set(quick.ports)) == 1  # one connection, kept alive across questions
@@ -108,11 +108,11 @@ def test_questions_to_one_node_run_in_parallel(slow: FakeNode) -> None:
     nodes = {"b": _source("b", slow)}
     channel = NodeChannel(nodes)
     try:
-        asked = [channel.ask("b", nodes["b"], CohortQuery(), False) for _ in range(4)]
+        asked = [channel.ask("b", CohortQuery(), False) for _ in range(4)]
         outcomes = [f.result(timeout=10) for f in asked]
         assert all(o.answer is not None for o in outcomes)
         assert slow.most_in_flight >= 2
     finally:
         channel.close()
     with pytest.raises(QueryError, match="closed"):
-        channel.ask("b", nodes["b"], CohortQuery(), False)
+        channel.ask("b", CohortQuery(), False)
